@@ -1,0 +1,38 @@
+# Daydream: `make demo` runs the demo, `make test` runs the suite. Both set up .venv themselves.
+VENV := .venv
+BIN := $(VENV)/bin
+SETUP_DEPS := pyproject.toml constraints.txt scripts/setup.sh
+
+.PHONY: demo test lint bench setup model clean
+
+$(VENV)/.setup-runtime: $(SETUP_DEPS)
+	bash scripts/setup.sh runtime
+
+$(VENV)/.setup-demo: $(SETUP_DEPS)
+	bash scripts/setup.sh demo
+
+$(VENV)/.setup-test: $(SETUP_DEPS)
+	bash scripts/setup.sh test
+
+setup: $(VENV)/.setup-test
+
+model: $(VENV)/.setup-runtime
+	$(BIN)/daydream models build default
+
+demo: $(VENV)/.setup-demo
+	$(BIN)/daydream models build default --if-missing
+	$(BIN)/daydream demo
+
+test: $(VENV)/.setup-test
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.setup-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(VENV)/.setup-test
+	$(BIN)/python -m bench.decisions
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,114 @@
+"""The ``daydream`` command line. Each subcommand imports what it needs when it runs.
+
+    daydream --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from characters.schema import SCHEMA_DIR, build_json_schemas, render_schema, save_json_schemas
+
+    if args.action == "check":
+        drifted = [
+            name
+            for name, schema in build_json_schemas().items()
+            if not (SCHEMA_DIR / f"{name}.schema.json").exists()
+            or (SCHEMA_DIR / f"{name}.schema.json").read_text("utf-8") != render_schema(schema)
+        ]
+        if drifted:
+            print(f"schema drift: {', '.join(drifted)} (run `daydream schema export`)", file=sys.stderr)
+            return 1
+        print("schemas match the models")
+        return 0
+    for path in save_json_schemas():
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_casts(args: argparse.Namespace) -> int:
+    from characters import CastError, list_casts, load_cast
+
+    if not args.files:
+        for name in list_casts():
+            cast = load_cast(name)
+            print(f"{name:10} {cast.name:14} {len(cast.characters):3} characters")
+        return 0
+    failed = 0
+    for file in args.files:
+        try:
+            cast = load_cast(file)
+        except CastError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"ok: {file}: {cast.name}, {len(cast.characters)} characters")
+    return 1 if failed else 0
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from engine.batch_cli import run_decide
+
+    return run_decide(args.input, args.out, model=args.model, seed=args.seed, deadline_s=args.deadline_s)
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from models.cli import run_models
+
+    return run_models(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="daydream", description="Character-AI runtime for games: decide what characters do next."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("decide", help="answer a JSONL file of characters and situations")
+    p.add_argument("input", help="input JSONL: one profile + situation per line")
+    p.add_argument("--out", required=True, help="output JSONL, one answer per input line")
+    p.add_argument("--model", default="default", help="registry name, GGUF path, 'base' or 'rules'")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (same seed, same output)")
+    p.add_argument("--deadline-s", type=float, default=None, help="per-decision deadline in seconds")
+    p.set_defaults(func=_cmd_decide)
+
+    p = sub.add_parser("schema", help="export the JSON Schemas, or check them for drift")
+    p.add_argument("action", choices=["export", "check"], help="export: write the files; check: fail on drift")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("casts", help="list the shipped casts, or check cast files")
+    p.add_argument("files", nargs="*", help="cast YAML/JSON files to check")
+    p.set_defaults(func=_cmd_casts)
+
+    p = sub.add_parser("models", help="list, verify or build models in the registry")
+    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    msub.add_parser("list", help="models in the registry and whether they are built")
+    pv = msub.add_parser("verify", help="re-hash a model's files against its manifest")
+    pv.add_argument("name", nargs="?", default="default")
+    pb = msub.add_parser("build", help="build a model's GGUF from the base and its adapter")
+    pb.add_argument("name", nargs="?", default="default")
+    pb.add_argument("--if-missing", action="store_true", help="do nothing if already built")
+    pb.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile")
+    p.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""The llama.cpp backend: batched, grammar-constrained decoding of many characters at once.
+
+Requests that arrive together decode in one ``llama_decode`` per step, one ``seq_id`` each, as
+llama.cpp's server does with slots. The system prompt shared by every request is decoded once into
+sequence 0 and copied (not recomputed) into each slot's KV cache. Each slot has its own grammar
+sampler built from the Motivation JSON Schema by llama.cpp's converter.
+
+Sampling checks the sampled token against the grammar first and constrains the whole vocabulary
+only when that token is rejected, which keeps most steps off the grammar's slow path.
+
+This is the only module that imports ``llama_cpp``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import llama_cpp
+import numpy as np
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+from characters import motivation_json_schema
+from engine.prompt import build_messages
+from engine.request import DecisionRequest, RawDecision, Sampling
+
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+_backend_ready = threading.Lock()
+_backend_initialised = False
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+def _quiet_log(level: int, text: bytes, user_data: int) -> None:
+    """Drop llama.cpp's log lines; errors surface as return codes instead."""
+
+
+def _init_backend(verbose: bool) -> None:
+    global _backend_initialised
+    with _backend_ready:
+        if not _backend_initialised:
+            if not verbose:
+                llama_cpp.llama_log_set(_quiet_log, ctypes.c_void_p(0))
+            llama_cpp.llama_backend_init()
+            _backend_initialised = True
+
+
+def build_grammar_text() -> str:
+    """GBNF for the Motivation schema, made by llama.cpp's JSON Schema converter."""
+    return json_schema_to_gbnf(json.dumps(motivation_json_schema()))
+
+
+class LlamaCppError(RuntimeError):
+    """The GGUF could not be loaded or a decode failed."""
+
+
+@dataclass
+class _Slot:
+    """One sequence being decoded: its seq_id, sampler state and output so far."""
+
+    seq_id: int
+    request: DecisionRequest
+    grammar: ctypes.c_void_p
+    rng: np.random.Generator
+    pos: int = 0
+    prompt_tokens: int = 0
+    tokens: list[int] = field(default_factory=list)
+    text: bytearray = field(default_factory=bytearray)
+    done: bool = False
+    error: str | None = None
+    last_token: int = -1
+
+
+class LlamaCppBackend:
+    """A GGUF model decoded with llama.cpp, many requests per batch, grammar on every sequence."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        model_id: str | None = None,
+        max_batch: int = 16,
+        n_ctx_per_seq: int = 768,
+        n_threads: int | None = None,
+        grammar: bool = True,
+        kv_unified: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LlamaCppError(f"{self.path}: GGUF file not found")
+        self.model_id = model_id or self.path.stem
+        self.max_batch = max_batch
+        self.n_ctx_per_seq = n_ctx_per_seq
+        self.use_grammar = grammar
+        _init_backend(verbose)
+        model_params = llama_cpp.llama_model_default_params()
+        model_params.n_gpu_layers = 0
+        self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), model_params)
+        if not self._model:
+            raise LlamaCppError(f"{self.path}: llama.cpp could not load this GGUF")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        ctx_params = llama_cpp.llama_context_default_params()
+        ctx_params.n_ctx = n_ctx_per_seq * (max_batch + 1)
+        ctx_params.n_batch = 2048
+        ctx_params.n_ubatch = 512
+        ctx_params.n_seq_max = max_batch + 1
+        ctx_params.n_threads = threads
+        ctx_params.n_threads_batch = threads
+        ctx_params.kv_unified = kv_unified
+        self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            raise LlamaCppError(f"{self.path}: could not create a llama.cpp context")
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        self._batch = llama_cpp.llama_batch_init(ctx_params.n_batch, 0, 1)
+        self._n_batch = ctx_params.n_batch
+        self._formatter = self._build_formatter()
+        self._grammar_text = build_grammar_text().encode()
+        self._grammars: list[ctypes.c_void_p] = []
+        for _ in range(max_batch):
+            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, self._grammar_text, b"root")
+            if not sampler:
+                raise LlamaCppError("llama.cpp rejected the Motivation grammar")
+            self._grammars.append(sampler)
+        self._candidates = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
+        self._candidates["id"] = np.arange(self.n_vocab, dtype=np.int32)
+        self._one = np.zeros(1, dtype=_TOKEN_DATA)
+        self._lock = threading.Lock()
+        self._prefix = self._shared_prefix()
+        self._decode_prefix()
+
+    # -- prompt -----------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        buf = ctypes.create_string_buffer(4096)
+        n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buf, len(buf))
+        return buf.value.decode("utf-8", "replace") if n >= 0 else None
+
+    def _token_text(self, token: int) -> str:
+        return self._piece(token, special=True).decode("utf-8", "replace")
+
+    def _build_formatter(self) -> Jinja2ChatFormatter:
+        template = llama_cpp.llama_model_chat_template(self._model, None)
+        if not template:
+            raise LlamaCppError(f"{self.path}: the GGUF has no chat template")
+        return Jinja2ChatFormatter(
+            template=template.decode("utf-8"),
+            eos_token=self._token_text(llama_cpp.llama_vocab_eos(self._vocab)),
+            bos_token=self._token_text(llama_cpp.llama_vocab_bos(self._vocab)),
+        )
+
+    def render_prompt(self, request: DecisionRequest) -> str:
+        """The exact prompt text for a request, through the GGUF's own chat template."""
+        messages = build_messages(request.profile, request.situation)
+        return self._formatter(messages=messages).prompt  # type: ignore[arg-type]
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text``, special tokens parsed, BOS as the model wants it."""
+        raw = text.encode("utf-8")
+        add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
+        capacity = len(raw) + 8
+        out = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), out, capacity, add_bos, True)
+        if n < 0:
+            capacity = -n
+            out = (llama_cpp.llama_token * capacity)()
+            n = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), out, capacity, add_bos, True)
+        return list(out[:n])
+
+    def _piece(self, token: int, special: bool = False) -> bytes:
+        buf = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, special)
+        return buf.raw[:n]
+
+    def _shared_prefix(self) -> list[int]:
+        """Tokens every prompt starts with: the chat template around our system message."""
+        from characters import CharacterProfile, Situation
+
+        def tokens_for(name: str) -> list[int]:
+            profile = CharacterProfile(name=name, description=name)
+            situation = Situation(context=name)
+            return self.tokenize(self.render_prompt(DecisionRequest(profile, situation)))
+
+        first, second = tokens_for("Ada"), tokens_for("Zed")
+        n = 0
+        while n < min(len(first), len(second)) and first[n] == second[n]:
+            n += 1
+        return first[:n]
+
+    # -- decoding -----------------------------------------------------------------------------
+
+    def _add(self, token: int, pos: int, seq_id: int, logits: bool) -> None:
+        b = self._batch
+        i = b.n_tokens
+        b.token[i] = token
+        b.pos[i] = pos
+        b.n_seq_id[i] = 1
+        b.seq_id[i][0] = seq_id
+        b.logits[i] = logits
+        b.n_tokens = i + 1
+
+    def _decode(self) -> None:
+        rc = llama_cpp.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            raise LlamaCppError(f"llama_decode returned {rc} (KV cache full or bad batch)")
+
+    def _decode_prefix(self) -> None:
+        llama_cpp.llama_memory_clear(self._mem, True)
+        self._batch.n_tokens = 0
+        for pos, token in enumerate(self._prefix):
+            self._add(token, pos, 0, False)
+        if self._prefix:
+            self._decode()
+        self._batch.n_tokens = 0
+
+    def _logits(self, index: int) -> np.ndarray:
+        ptr = llama_cpp.llama_get_logits_ith(self._ctx, index)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def _grammar_allows(self, slot: _Slot, token: int) -> bool:
+        self._one[0] = (token, 0.0, 0.0)
+        arr = llama_cpp.llama_token_data_array(
+            data=self._one.ctypes.data_as(llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False
+        )
+        llama_cpp.llama_sampler_apply(slot.grammar, ctypes.byref(arr))
+        return bool(np.isfinite(self._one["logit"][0]))
+
+    def _grammar_mask(self, slot: _Slot, logits: np.ndarray) -> np.ndarray:
+        cand = self._candidates
+        cand["logit"] = logits
+        arr = llama_cpp.llama_token_data_array(
+            data=cand.ctypes.data_as(llama_cpp.llama_token_data_p),
+            size=self.n_vocab,
+            selected=-1,
+            sorted=False,
+        )
+        llama_cpp.llama_sampler_apply(slot.grammar, ctypes.byref(arr))
+        return np.asarray(cand["logit"], dtype=np.float32).copy()
+
+    @staticmethod
+    def _choose(logits: np.ndarray, sampling: Sampling, rng: np.random.Generator) -> int:
+        if sampling.greedy():
+            return int(np.argmax(logits))
+        k = min(max(sampling.top_k, 1), logits.shape[0])
+        top = np.argpartition(-logits, k - 1)[:k]
+        vals = logits[top].astype(np.float64) / max(sampling.temperature, 1e-4)
+        order = np.argsort(-vals, kind="stable")
+        top, vals = top[order], vals[order]
+        finite = np.isfinite(vals)
+        top, vals = top[finite], vals[finite]
+        if top.size == 0:
+            return int(np.argmax(logits))
+        probs = np.exp(vals - vals[0])
+        probs /= probs.sum()
+        keep = int(np.searchsorted(np.cumsum(probs), sampling.top_p) + 1)
+        top, probs = top[:keep], probs[:keep]
+        probs /= probs.sum()
+        return int(top[rng.choice(top.size, p=probs)])
+
+    def _sample(self, slot: _Slot, logits: np.ndarray) -> int:
+        sampling = slot.request.sampling
+        token = self._choose(logits, sampling, slot.rng)
+        if self.use_grammar and not self._grammar_allows(slot, token):
+            token = self._choose(self._grammar_mask(slot, logits), sampling, slot.rng)
+        if self.use_grammar:
+            llama_cpp.llama_sampler_accept(slot.grammar, token)
+        return token
+
+    def _finish_token(self, slot: _Slot, token: int) -> None:
+        slot.last_token = token
+        if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+            slot.done = True
+            return
+        slot.tokens.append(token)
+        piece = self._piece(token)
+        slot.text += piece
+        if b"}" in piece and _complete_json(slot.text):
+            slot.done = True
+        elif len(slot.tokens) >= slot.request.sampling.max_new_tokens:
+            slot.done = True
+            slot.error = f"stopped at max_new_tokens={slot.request.sampling.max_new_tokens}"
+
+    def generate(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
+        """Decode all requests together, ``max_batch`` at a time."""
+        out: list[RawDecision] = []
+        for start in range(0, len(requests), self.max_batch):
+            with self._lock:
+                out.extend(self._generate_batch(requests[start : start + self.max_batch]))
+        return out
+
+    def _generate_batch(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
+        started = time.perf_counter()
+        n_prefix = len(self._prefix)
+        budget = self.n_ctx_per_seq
+        slots: list[_Slot] = []
+        pending: list[tuple[_Slot, list[int]]] = []
+        for i, request in enumerate(requests):
+            seq_id = i + 1
+            grammar = self._grammars[i]
+            llama_cpp.llama_sampler_reset(grammar)
+            slot = _Slot(seq_id, request, grammar, np.random.default_rng(request.sampling.seed))
+            slots.append(slot)
+            tokens = self.tokenize(self.render_prompt(request))
+            slot.prompt_tokens = len(tokens)
+            if len(tokens) + request.sampling.max_new_tokens > budget:
+                slot.done = True
+                slot.error = f"prompt of {len(tokens)} tokens leaves no room in {budget}"
+                continue
+            llama_cpp.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
+            if n_prefix and tokens[:n_prefix] == self._prefix:
+                llama_cpp.llama_memory_seq_cp(self._mem, 0, seq_id, -1, -1)
+                slot.pos = n_prefix
+                pending.append((slot, tokens[n_prefix:]))
+            else:
+                pending.append((slot, tokens))
+        try:
+            self._prefill(pending)
+            self._decode_loop([s for s in slots if not s.done])
+        except LlamaCppError as err:
+            for slot in slots:
+                if not slot.done or slot.error is None:
+                    slot.error = str(err)
+                    slot.done = True
+            self._decode_prefix()  # leave the cache in a known state for the next batch
+        finally:
+            for slot in slots:
+                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+        elapsed = time.perf_counter() - started
+        return [
+            RawDecision(
+                text=slot.text.decode("utf-8", "replace"),
+                prompt_tokens=slot.prompt_tokens,
+                output_tokens=len(slot.tokens),
+                error=slot.error,
+                decode_s=elapsed,
+            )
+            for slot in slots
+        ]
+
+    def _prefill(self, pending: list[tuple[_Slot, list[int]]]) -> None:
+        """Decode every prompt's suffix in shared chunks; sample each slot's first token."""
+        queue = [(slot, tok, j == len(toks) - 1) for slot, toks in pending for j, tok in enumerate(toks)]
+        for chunk_start in range(0, len(queue), self._n_batch):
+            chunk = queue[chunk_start : chunk_start + self._n_batch]
+            self._batch.n_tokens = 0
+            ends: list[tuple[_Slot, int]] = []
+            for slot, token, is_last in chunk:
+                self._add(token, slot.pos, slot.seq_id, is_last)
+                slot.pos += 1
+                if is_last:
+                    ends.append((slot, self._batch.n_tokens - 1))
+            self._decode()
+            for slot, index in ends:
+                self._finish_token(slot, self._sample(slot, self._logits(index)))
+
+    def _decode_loop(self, active: list[_Slot]) -> None:
+        while True:
+            live = [s for s in active if not s.done]
+            if not live:
+                return
+            self._batch.n_tokens = 0
+            for slot in live:
+                self._add(slot.last_token, slot.pos, slot.seq_id, True)
+                slot.pos += 1
+            self._decode()
+            for index, slot in enumerate(live):
+                self._finish_token(slot, self._sample(slot, self._logits(index)))
+
+    def close(self) -> None:
+        """Free the llama.cpp context, model and samplers."""
+        if getattr(self, "_ctx", None):
+            for sampler in self._grammars:
+                llama_cpp.llama_sampler_free(sampler)
+            self._grammars = []
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            llama_cpp.llama_model_free(self._model)
+            self._ctx = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: llama_cpp may already be gone
+            pass
+
+
+def _complete_json(text: bytearray) -> bool:
+    try:
+        json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return True

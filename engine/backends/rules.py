@@ -1,0 +1,124 @@
+"""The rules backend: three distinct purposes from the profile and situation, with no model.
+
+It is what the service falls back to on timeout or failure, so it must never fail itself. Its
+answers are plainer than a model's and every result that uses it is flagged ``fallback``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+import time
+from collections.abc import Sequence
+
+from characters import PURPOSE_MAX_CHARS, CharacterProfile, Motivation, Situation
+from engine.request import DecisionRequest, RawDecision
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+
+_URGENT = (
+    "{name} deals with what is happening right away: {gist}.",
+    "{name} steps in to handle it at once: {gist}.",
+    "{name} puts everything else aside to face this: {gist}.",
+)
+_URGENT_REASON = (
+    " It cannot wait.",
+    " Nobody else will do it properly.",
+    " Waiting would only make it worse.",
+)
+_LONG_GAME = (
+    "{name} keeps the bigger aim in view and works toward {goal}.",
+    "{name} thinks ahead and makes time for {goal}.",
+    "{name} takes a step toward {goal}, whatever today brings.",
+)
+_BACKGROUND = (
+    "{name} acts with the old worry in mind: {gist}.",
+    "{name} cannot shake what weighs on {pronoun}: {gist}.",
+)
+_SOCIAL = (
+    "{name} seeks out {other} to talk it through and ask for help.",
+    "{name} checks on {other} before deciding anything else.",
+    "{name} tells {other} what is going on, hoping for advice.",
+)
+_ALONE = (
+    "{name} steps away for a moment to calm down and think it over.",
+    "{name} takes a short break to eat, rest and think clearly again.",
+    "{name} writes down every worry and makes a plan.",
+)
+
+
+def _gist(text: str, keep_capitalized: set[str], limit: int = 90) -> str:
+    """The first sentence with some substance (skips 'Late afternoon.'), lower-cased to follow a colon."""
+    sentences = [s.rstrip(".!?") for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+    first = next((s for s in sentences if len(s.split()) >= 4), sentences[0] if sentences else text)
+    if len(first) > limit:
+        first = first[:limit].rsplit(" ", 1)[0]
+    head = first.split(" ", 1)[0]
+    if head in keep_capitalized or (len(head) > 1 and head.isupper()):
+        return first
+    return first[:1].lower() + first[1:]
+
+
+def _pronoun(profile: CharacterProfile) -> str:
+    gender = (profile.gender or profile.description.split(",", 1)[0]).strip().lower()
+    if gender in {"female", "woman", "girl", "f"}:
+        return "her"
+    if gender in {"male", "man", "boy", "m"}:
+        return "him"
+    return "them"
+
+
+def _fit(text: str) -> str:
+    if len(text) <= PURPOSE_MAX_CHARS:
+        return text
+    return text[: PURPOSE_MAX_CHARS - 1].rsplit(" ", 1)[0] + "."
+
+
+def _rng_for(profile: CharacterProfile, situation: Situation, seed: int) -> random.Random:
+    digest = hashlib.sha256(f"{profile.name}\x00{situation.context}\x00{seed}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def build_rule_motivation(profile: CharacterProfile, situation: Situation, seed: int = 0) -> Motivation:
+    """Three distinct purposes (urgent, long-term, social or self-care) from the inputs alone."""
+    rng = _rng_for(profile, situation, seed)
+    name = profile.name
+    keep = {word for text in (name, *profile.relationships, *situation.nearby) for word in text.split()}
+    urgent = rng.choice(_URGENT).format(name=name, gist=_gist(situation.context, keep)) + rng.choice(
+        _URGENT_REASON
+    )
+    if profile.goals:
+        second = rng.choice(_LONG_GAME).format(name=name, goal=_gist(rng.choice(profile.goals), keep, 70))
+    elif profile.background:
+        second = rng.choice(_BACKGROUND).format(
+            name=name, pronoun=_pronoun(profile), gist=_gist(profile.background, keep)
+        )
+    else:
+        second = f"{name} falls back on the habits of a lifetime and gets on with the day's work."
+    others = [n.split(" (")[0] for n in situation.nearby] or list(profile.relationships)
+    if others:
+        third = rng.choice(_SOCIAL).format(name=name, other=rng.choice(others))
+    else:
+        third = rng.choice(_ALONE).format(name=name)
+    return Motivation(purpose_a=_fit(urgent), purpose_b=_fit(second), purpose_c=_fit(third))
+
+
+class RulesBackend:
+    """Deterministic fallback backend; same inputs and seed give the same purposes."""
+
+    name = "rules"
+    model_id = "rules-v1"
+
+    def generate(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
+        """One rule-written Motivation per request, as JSON text."""
+        out = []
+        for request in requests:
+            start = time.perf_counter()
+            motivation = build_rule_motivation(
+                request.profile, request.situation, request.sampling.seed
+            )
+            out.append(
+                RawDecision(text=motivation.model_dump_json(), decode_s=time.perf_counter() - start)
+            )
+        return out

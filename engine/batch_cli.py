@@ -1,0 +1,101 @@
+"""``daydream decide``: answer a JSONL file of characters and situations, line by line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from characters import Case, CaseError, load_case
+from engine.models import ModelSpecError
+from engine.request import Sampling
+from engine.service import DecisionService
+from engine.ticket import Ticket
+
+
+def read_cases(path: Path) -> list[tuple[int, Case | None, str | None]]:
+    """Each non-blank line as (line number, case or None, error or None)."""
+    rows: list[tuple[int, Case | None, str | None]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record: Any = json.loads(line)
+                rows.append((number, load_case(record), None))
+            except json.JSONDecodeError as err:
+                rows.append((number, None, f"invalid JSON: {err.msg} at column {err.colno}"))
+            except CaseError as err:
+                rows.append((number, None, str(err)))
+    return rows
+
+
+def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
+    """Write records as JSONL to a temp file beside ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run_decide(
+    input_path: str, out_path: str, *, model: str, seed: int, deadline_s: float | None
+) -> int:
+    """Answer every good line; report bad ones by line number. Exit 1 if any line was bad."""
+    source = Path(input_path)
+    try:
+        rows = read_cases(source)
+    except FileNotFoundError:
+        print(f"error: {source}: file not found", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as err:
+        print(f"error: {source}: not UTF-8 ({err.reason})", file=sys.stderr)
+        return 2
+    bad = [(n, e) for n, c, e in rows if c is None]
+    for number, error in bad:
+        print(f"error: {source}:{number}: {error}", file=sys.stderr)
+    try:
+        service = DecisionService(model=model, sampling=Sampling(seed=seed), max_queue=max(len(rows), 1))
+    except (ModelSpecError, FileNotFoundError, RuntimeError) as err:
+        print(f"error: cannot load model {model!r}: {err}", file=sys.stderr)
+        return 2
+    tickets: dict[int, Ticket] = {}
+    with service:
+        for number, case, _ in rows:
+            if case is not None:
+                tickets[number] = service.submit(case.profile, case.situation, deadline_s=deadline_s)
+        with tqdm(total=len(tickets), desc="deciding", unit="char", file=sys.stderr) as bar:
+            finished = 0
+            while finished < len(tickets):
+                for _ in service.poll():
+                    finished += 1
+                    bar.update(1)
+                if finished < len(tickets):
+                    time.sleep(0.01)
+        records: list[dict[str, Any]] = []
+        for number, case, error in rows:
+            if case is None:
+                records.append({"line": number, "error": error})
+                continue
+            result = tickets[number].result()
+            records.append({"id": case.id, "line": number, **result.to_record()})
+        stats = service.stats()
+    write_jsonl_atomic(Path(out_path), records)
+    print(
+        f"answered {len(tickets)} of {len(rows)} lines -> {out_path} "
+        f"(sources {stats.by_source}, p50 {stats.p50_latency_ms:.0f} ms)",
+        file=sys.stderr,
+    )
+    return 1 if bad else 0

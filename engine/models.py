@@ -1,0 +1,53 @@
+"""Resolve a model spec (a registry name, a GGUF path, an HF directory, 'rules') to a backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.backends.base import Backend
+from engine.backends.rules import RulesBackend
+
+
+class ModelSpecError(ValueError):
+    """A model spec that names nothing Daydream can load; the message says what to do."""
+
+
+def load_backend(spec: str, **options: object) -> Backend:
+    """A backend for ``spec``.
+
+    - ``rules``: the no-model fallback backend.
+    - ``base``: the untuned base GGUF (SmolLM2-135M-Instruct), fetched if missing.
+    - ``path/to/model.gguf``: that GGUF through llama.cpp.
+    - ``hf:DIR`` or a directory with config.json: transformers (needs the finetune extra).
+    - any other name: a model in the registry (models/NAME/manifest.json), built if needed.
+    """
+    if spec == "rules":
+        return RulesBackend()
+    if spec == "base":
+        from models.base import ensure_base_gguf
+
+        return _llamacpp(ensure_base_gguf(verbose=True), "base-SmolLM2-135M-Instruct-Q4_1", options)
+    path = Path(spec.removeprefix("hf:"))
+    if spec.startswith("hf:") or (path.is_dir() and (path / "config.json").exists()):
+        if not path.is_dir():
+            raise ModelSpecError(f"{spec}: no such directory")
+        from engine.backends.hf import TransformersBackend
+
+        return TransformersBackend(path, **options)  # type: ignore[arg-type]
+    if spec.endswith(".gguf"):
+        if not path.is_file():
+            raise ModelSpecError(f"{spec}: no such GGUF file")
+        return _llamacpp(path, path.stem, options)
+    from models.registry import ModelNotFound, load_manifest, resolve_gguf
+
+    try:
+        manifest = load_manifest(spec)
+    except ModelNotFound as err:
+        raise ModelSpecError(str(err)) from None
+    return _llamacpp(resolve_gguf(spec), manifest.model_id, options)
+
+
+def _llamacpp(path: Path, model_id: str, options: dict[str, object]) -> Backend:
+    from engine.backends.llamacpp import LlamaCppBackend
+
+    return LlamaCppBackend(path, model_id=model_id, **options)  # type: ignore[arg-type]

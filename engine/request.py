@@ -1,0 +1,66 @@
+"""What goes into a backend and what comes out: the one contract every backend honours."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from characters import CharacterProfile, Situation
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding settings; ``seed`` makes sampled output repeatable."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 40
+    max_new_tokens: int = 200
+    seed: int = 0
+
+    def greedy(self) -> bool:
+        """Whether this samples deterministically without randomness."""
+        return self.temperature <= 0.0
+
+    def with_seed(self, seed: int) -> Sampling:
+        """A copy with another seed (used for the retry)."""
+        return Sampling(self.temperature, self.top_p, self.top_k, self.max_new_tokens, seed)
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One character's decision to make."""
+
+    profile: CharacterProfile
+    situation: Situation
+    sampling: Sampling = field(default_factory=Sampling)
+
+    def cache_key(self, model_id: str, prompt_version: str) -> str:
+        """Stable key over model, prompt version, inputs and sampling."""
+        payload = {
+            "model": model_id,
+            "prompt": prompt_version,
+            "profile": self.profile.model_dump(mode="json"),
+            "situation": self.situation.model_dump(mode="json"),
+            "sampling": [
+                self.sampling.temperature,
+                self.sampling.top_p,
+                self.sampling.top_k,
+                self.sampling.max_new_tokens,
+                self.sampling.seed,
+            ],
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+@dataclass
+class RawDecision:
+    """A backend's raw answer for one request: text, token counts, or the error it hit."""
+
+    text: str
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+    decode_s: float = 0.0

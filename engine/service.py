@@ -1,0 +1,384 @@
+"""DecisionService: non-blocking decisions for a game loop, batched, validated, never invalid.
+
+    service = DecisionService(model="default")
+    ticket = service.submit(profile, situation, deadline_s=2.0)
+    ...                                   # game keeps rendering
+    for ticket in service.poll():         # never blocks
+        act_on(ticket.result().motivation)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from characters import CharacterProfile, Situation
+from engine.backends.base import Backend
+from engine.backends.rules import RulesBackend, build_rule_motivation
+from engine.cache import ResultCache
+from engine.prompt import PROMPT_VERSION
+from engine.request import DecisionRequest, RawDecision, Sampling
+from engine.stats import ServiceStats, StatsRecorder
+from engine.ticket import DecisionResult, Source, Ticket
+from engine.validation import InvalidOutput, parse_motivation
+
+RETRY_SEED_OFFSET = 1_000_003
+
+
+class QueueFull(RuntimeError):
+    """The service's bounded queue is full; the caller should retry later or drop the request."""
+
+
+@dataclass
+class _Attempt:
+    ticket: Ticket
+    request: DecisionRequest
+    attempt: int = 1
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    last_error: str | None = None
+
+
+class DecisionService:
+    """Runs decisions on a background thread and hands back tickets the game can poll."""
+
+    def __init__(
+        self,
+        model: Backend | str = "rules",
+        *,
+        workers: int = 1,
+        max_batch: int = 16,
+        max_queue: int = 256,
+        cache_size: int = 1024,
+        sampling: Sampling | None = None,
+        gather_s: float = 0.002,
+        default_deadline_s: float | None = None,
+        backend_factory: Callable[[], Backend] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if isinstance(model, str):
+            from engine.models import load_backend
+
+            spec = model
+            backend_factory = backend_factory or (lambda: load_backend(spec))
+            first = backend_factory()
+        else:
+            first = model
+        self._backends: list[Backend] = [first]
+        for _ in range(workers - 1):
+            self._backends.append(backend_factory() if backend_factory else first)
+        self.model_id = first.model_id
+        self.max_batch = max_batch
+        self.max_queue = max_queue
+        self.sampling = sampling or Sampling()
+        self.gather_s = gather_s
+        self.default_deadline_s = default_deadline_s
+        self.cache: ResultCache[DecisionResult] = ResultCache(cache_size)
+        self._fallback = RulesBackend()
+        self._stats = StatsRecorder()
+        self._queue: list[tuple[int, float, int, Ticket]] = []
+        self._cond = threading.Condition()
+        self._finished: deque[Ticket] = deque()
+        self._deadlines: list[tuple[float, int, Ticket]] = []
+        self._deadline_cond = threading.Condition()
+        self._closed = False
+        shared = len({id(b) for b in self._backends}) < len(self._backends)
+        self._backend_lock = threading.Lock() if shared else None
+        self._threads = [
+            threading.Thread(target=self._work, args=(b,), name=f"daydream-worker-{i}", daemon=True)
+            for i, b in enumerate(self._backends)
+        ]
+        self._threads.append(
+            threading.Thread(target=self._watch_deadlines, name="daydream-deadlines", daemon=True)
+        )
+        for thread in self._threads:
+            thread.start()
+
+    # -- game-facing API -------------------------------------------------------------------
+
+    def submit(
+        self,
+        profile: CharacterProfile,
+        situation: Situation,
+        *,
+        priority: int = 0,
+        deadline_s: float | None = None,
+        seed: int | None = None,
+    ) -> Ticket:
+        """Queue a decision and return at once. Higher ``priority`` runs sooner.
+
+        When ``deadline_s`` passes before the model answers, the ticket gets the rules fallback
+        (flagged ``fallback``) so the game always has an answer in time. Raises QueueFull when the
+        bounded queue is full.
+        """
+        if self._closed:
+            raise RuntimeError("DecisionService is closed")
+        deadline_s = self.default_deadline_s if deadline_s is None else deadline_s
+        now = time.monotonic()
+        ticket = Ticket(
+            profile=profile,
+            situation=situation,
+            priority=priority,
+            deadline=None if deadline_s is None else now + deadline_s,
+            seed=self.sampling.seed if seed is None else seed,
+            submitted_at=now,
+        )
+        ticket.add_done_callback(self._finished.append)
+        cached = self.cache.get(self._request_for(ticket).cache_key(self.model_id, PROMPT_VERSION))
+        if cached is not None:
+            self._deliver(ticket, cached, source="cache")
+            return ticket
+        with self._cond:
+            if len(self._queue) >= self.max_queue:
+                raise QueueFull(f"decision queue is full ({self.max_queue} waiting)")
+            order = ticket.deadline if ticket.deadline is not None else float("inf")
+            heapq.heappush(self._queue, (-priority, order, ticket.id, ticket))
+            self._cond.notify()
+        if ticket.deadline is not None:
+            with self._deadline_cond:
+                heapq.heappush(self._deadlines, (ticket.deadline, ticket.id, ticket))
+                self._deadline_cond.notify()
+        return ticket
+
+    def poll(self) -> list[Ticket]:
+        """Tickets finished since the last poll (results and cancellations). Never blocks."""
+        out = []
+        while True:
+            try:
+                out.append(self._finished.popleft())
+            except IndexError:
+                return out
+
+    def stats(self) -> ServiceStats:
+        """Latency percentiles, throughput, batch sizes, cache hits, retries and fallbacks."""
+        with self._cond:
+            queued = len(self._queue)
+        return self._stats.snapshot(queued)
+
+    def pending(self) -> int:
+        """How many decisions wait in the queue."""
+        with self._cond:
+            return len(self._queue)
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the workers; queued tickets are cancelled."""
+        with self._cond:
+            self._closed = True
+            leftovers = [entry[-1] for entry in self._queue]
+            self._queue.clear()
+            self._cond.notify_all()
+        with self._deadline_cond:
+            self._deadline_cond.notify_all()
+        for ticket in leftovers:
+            ticket.cancel()
+        for thread in self._threads:
+            thread.join(timeout_s)
+
+    def __enter__(self) -> DecisionService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _request_for(self, ticket: Ticket, seed: int | None = None) -> DecisionRequest:
+        sampling = self.sampling.with_seed(ticket.seed if seed is None else seed)
+        return DecisionRequest(ticket.profile, ticket.situation, sampling)
+
+    def _deliver(self, ticket: Ticket, result: DecisionResult, source: Source) -> None:
+        latency_ms = (time.monotonic() - ticket.submitted_at) * 1000.0
+        final = DecisionResult(
+            motivation=result.motivation,
+            source=source,
+            latency_ms=latency_ms,
+            prompt_tokens=result.prompt_tokens,
+            output_tokens=result.output_tokens,
+            model_id=result.model_id,
+            reason=result.reason,
+            attempts=result.attempts,
+        )
+        if ticket._complete(final):
+            self._stats.record_result(source, latency_ms, final.reason)
+
+    def _fallback_result(self, ticket: Ticket, reason: str, attempts: int = 0) -> DecisionResult:
+        motivation = build_rule_motivation(ticket.profile, ticket.situation, ticket.seed)
+        return DecisionResult(
+            motivation=motivation,
+            source="fallback",
+            latency_ms=0.0,
+            model_id=self._fallback.model_id,
+            reason=reason,
+            attempts=attempts,
+        )
+
+    def _take_batch(self) -> list[Ticket] | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+        if self.gather_s > 0:
+            time.sleep(self.gather_s)  # let tickets submitted in the same frame join this batch
+        batch: list[Ticket] = []
+        with self._cond:
+            while self._queue and len(batch) < self.max_batch:
+                ticket = heapq.heappop(self._queue)[-1]
+                if not ticket.done():
+                    batch.append(ticket)
+        return batch
+
+    def _work(self, backend: Backend) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            if batch:
+                self._run_batch(backend, batch)
+
+    def _generate(self, backend: Backend, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
+        start = time.perf_counter()
+        try:
+            if self._backend_lock is not None:
+                with self._backend_lock:
+                    raws = backend.generate(requests)
+            else:
+                raws = backend.generate(requests)
+            if len(raws) != len(requests):
+                raise RuntimeError(f"backend returned {len(raws)} results for {len(requests)}")
+        except Exception as err:  # a broken backend must not take the game down
+            raws = [RawDecision(text="", error=f"backend: {type(err).__name__}: {err}")] * len(
+                requests
+            )
+        elapsed = time.perf_counter() - start
+        self._stats.record_batch(len(requests), sum(r.output_tokens for r in raws), elapsed)
+        return raws
+
+    def _run_batch(self, backend: Backend, batch: list[Ticket]) -> None:
+        attempts = [_Attempt(t, self._request_for(t)) for t in batch]
+        for round_no in (1, 2):
+            live = [a for a in attempts if not a.ticket.done()]
+            if not live:
+                return
+            raws = self._generate(backend, [a.request for a in live])
+            failed = []
+            for attempt, raw in zip(live, raws, strict=True):
+                attempt.prompt_tokens += raw.prompt_tokens
+                attempt.output_tokens += raw.output_tokens
+                try:
+                    if raw.error:
+                        raise InvalidOutput("backend", raw.error)
+                    motivation = parse_motivation(raw.text)
+                except InvalidOutput as err:
+                    attempt.last_error = str(err)
+                    failed.append(attempt)
+                    continue
+                source: Source = "model" if round_no == 1 else "retry"
+                result = DecisionResult(
+                    motivation=motivation,
+                    source=source,
+                    latency_ms=0.0,
+                    prompt_tokens=attempt.prompt_tokens,
+                    output_tokens=attempt.output_tokens,
+                    model_id=self.model_id,
+                    reason=attempt.last_error if round_no == 2 else None,
+                    attempts=round_no,
+                )
+                self.cache.put(attempt.request.cache_key(self.model_id, PROMPT_VERSION), result)
+                self._deliver(attempt.ticket, result, source)
+            if round_no == 1:
+                for attempt in failed:
+                    self._stats.record_retry()
+                    attempt.request = self._request_for(
+                        attempt.ticket, attempt.ticket.seed + RETRY_SEED_OFFSET
+                    )
+                attempts = failed
+        for attempt in attempts:
+            reason = f"invalid: {attempt.last_error}"
+            self._deliver(attempt.ticket, self._fallback_result(attempt.ticket, reason, 2), "fallback")
+
+    def _watch_deadlines(self) -> None:
+        while True:
+            with self._deadline_cond:
+                while not self._closed:
+                    while self._deadlines and self._deadlines[0][2].done():
+                        heapq.heappop(self._deadlines)
+                    if not self._deadlines:
+                        self._deadline_cond.wait()
+                        continue
+                    wait_s = self._deadlines[0][0] - time.monotonic()
+                    if wait_s <= 0:
+                        break
+                    self._deadline_cond.wait(wait_s)
+                if self._closed:
+                    return
+                _, _, ticket = heapq.heappop(self._deadlines)
+            if not ticket.done():
+                self._deliver(ticket, self._fallback_result(ticket, "deadline"), "fallback")
+
+
+def decide(
+    profile: CharacterProfile,
+    situation: Situation,
+    *,
+    service: DecisionService | None = None,
+    model: str = "default",
+    deadline_s: float | None = None,
+    seed: int | None = None,
+) -> DecisionResult:
+    """Make one decision synchronously (for scripts and tools, not the game loop)."""
+    svc = service or _shared_service(model)
+    return svc.submit(profile, situation, deadline_s=deadline_s, seed=seed).result()
+
+
+async def decide_async(
+    profile: CharacterProfile,
+    situation: Situation,
+    *,
+    service: DecisionService | None = None,
+    model: str = "default",
+    deadline_s: float | None = None,
+    seed: int | None = None,
+) -> DecisionResult:
+    """Await one decision without blocking the event loop."""
+    svc = service or _shared_service(model)
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[DecisionResult] = loop.create_future()
+    ticket = svc.submit(profile, situation, deadline_s=deadline_s, seed=seed)
+
+    def _resolve(done: Ticket) -> None:
+        def _set() -> None:
+            if future.done():
+                return
+            if done.cancelled():
+                future.cancel()
+            else:
+                future.set_result(done.result())
+
+        loop.call_soon_threadsafe(_set)
+
+    ticket.add_done_callback(_resolve)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        ticket.cancel()
+        raise
+
+
+_shared: dict[str, DecisionService] = {}
+_shared_lock = threading.Lock()
+
+
+def _shared_service(model: str) -> DecisionService:
+    with _shared_lock:
+        if model not in _shared:
+            _shared[model] = DecisionService(model=model)
+        return _shared[model]
