@@ -404,3 +404,29 @@ def _complete_json(text: bytearray) -> bool:
     except (UnicodeDecodeError, json.JSONDecodeError):
         return False
     return True
+
+
+QUANT_TYPES = {
+    "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "F16": "LLAMA_FTYPE_MOSTLY_F16",
+    "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
+}
+
+
+def quantize_gguf(src: str | Path, dst: str | Path, quant: str = "Q4_K_M", *, threads: int = 0) -> None:
+    """Quantize a GGUF with llama.cpp (requantizing allowed), writing ``dst`` atomically."""
+    if quant not in QUANT_TYPES:
+        raise ValueError(f"unknown quant type {quant!r}; choose from {', '.join(QUANT_TYPES)}")
+    _init_backend(verbose=False)
+    dst = Path(dst)
+    tmp = dst.with_name(f".{dst.name}.partial")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, QUANT_TYPES[quant])
+    params.allow_requantize = True
+    params.nthread = threads
+    rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise LlamaCppError(f"quantizing {src} to {quant} failed (code {rc})")
+    tmp.replace(dst)
