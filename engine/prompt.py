@@ -11,9 +11,9 @@ from characters import CharacterProfile, Motivation, Situation
 PROMPT_VERSION = "1"
 
 SYSTEM_MESSAGE = (
-    "You decide what a game character does next. Reply with JSON holding purpose_a, purpose_b and "
-    "purpose_c: three different next actions, most likely first. Each is one sentence that names "
-    "the character, says what they do and why, and fits who they are and what is happening."
+    "Decide what this game character does next. Reply in JSON with purpose_a, purpose_b and "
+    "purpose_c: three different actions, most likely first, each one sentence that names the "
+    "character and gives the reason."
 )
 
 # Truncation rule: each field is cut to its budget at a word boundary, with an ellipsis, so the

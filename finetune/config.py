@@ -1,0 +1,127 @@
+"""Typed run configuration: one YAML per run, ``key=value`` overrides on the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class DataConfig(BaseModel):
+    """Generated data: how many examples, from which seed, written where."""
+
+    model_config = ConfigDict(extra="forbid")
+    n: int = Field(2600, ge=10, description="examples generated before the 80/10/10 split")
+    seed: int = 1
+    out_dir: str = "data/default"
+    extra_sharegpt: list[str] = Field(default_factory=list, description="seed-format files to add to train")
+
+
+class SFTSettings(BaseModel):
+    """LoRA / QLoRA SFT knobs."""
+
+    model_config = ConfigDict(extra="forbid")
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: str | list[str] = "all-linear"
+    qlora: bool = True
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 8
+    grad_accum: int = 2
+    learning_rate: float = 3e-4
+    warmup_steps: int = 5
+    neftune_noise_alpha: float | None = 5.0
+    max_length: int = 512
+    logging_steps: int = 5
+    save_steps: int = 20
+    eval_samples: int = 96
+    train_samples: int | None = None
+    resume: str | None = "auto"
+
+
+class DPOSettings(BaseModel):
+    """Optional preference stage after SFT."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    beta: float = 0.1
+    pairs: int = 400
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 4
+    grad_accum: int = 2
+    learning_rate: float = 5e-5
+
+
+class ExportSettings(BaseModel):
+    """Merge, convert and quantize."""
+
+    model_config = ConfigDict(extra="forbid")
+    quant: Literal["Q4_K_M", "Q8_0", "F16"] = "Q4_K_M"
+    register_as: str | None = None
+
+
+class EvalSettings(BaseModel):
+    """What to evaluate the exported model on."""
+
+    model_config = ConfigDict(extra="forbid")
+    test_samples: int = 60
+    cases: list[str] = Field(default_factory=list)
+    compare_base: bool = True
+
+
+class RunConfig(BaseModel):
+    """One fine-tuning run: data -> SFT -> (DPO) -> eval -> export."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = "default"
+    base: str = "SmolLM2-135M-Instruct"
+    output_dir: str = "runs/default"
+    seed: int = 0
+    progress: bool = True
+    data: DataConfig = Field(default_factory=DataConfig)
+    sft: SFTSettings = Field(default_factory=SFTSettings)
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    export: ExportSettings = Field(default_factory=ExportSettings)
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not validate; names the file and key."""
+
+
+def _set_path(data: dict[str, Any], dotted: str, raw: str) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {dotted}: {key} is not a section")
+    node[keys[-1]] = yaml.safe_load(raw)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Load a YAML run config and apply ``section.key=value`` overrides."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        _set_path(data, key.strip(), value)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{path}: {where}") from None

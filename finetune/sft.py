@@ -1,0 +1,176 @@
+"""LoRA / QLoRA supervised fine-tuning with trl's SFTTrainer.
+
+    python -m finetune.sft finetune/configs/default.yaml [key=value ...]
+
+Reads top to bottom: load config -> build data -> load base -> train -> evaluate -> save adapter.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from finetune.config import RunConfig, load_config
+from finetune.data.dataset import load_jsonl
+
+
+def build_prompt_completion(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Split each chat into prompt (system + user) and completion (assistant) for completion-only loss."""
+    rows = []
+    for record in records:
+        messages = record["messages"]
+        if not messages or messages[-1]["role"] != "assistant":
+            raise ValueError(f"record {record.get('id')}: last message must be the assistant's")
+        rows.append({"prompt": messages[:-1], "completion": messages[-1:]})
+    return rows
+
+
+def _device_note(want_qlora: bool) -> tuple[bool, str]:
+    import torch
+
+    if torch.cuda.is_available():
+        return want_qlora, f"CUDA ({torch.cuda.get_device_name(0)}): {'QLoRA 4-bit NF4' if want_qlora else 'LoRA'}"
+    note = "no CUDA: running LoRA in fp32 on the CPU"
+    if want_qlora:
+        note += " (QLoRA's 4-bit NF4 base needs CUDA through bitsandbytes)"
+    return False, note
+
+
+class _JsonlLog:
+    """Appends every log dict the trainer emits to a JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        from transformers import TrainerCallback
+
+        self.path = path
+        outer = self
+
+        class _Callback(TrainerCallback):  # type: ignore[misc]
+            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+                if logs:
+                    with outer.path.open("a", encoding="utf-8") as handle:
+                        handle.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
+
+        self.callback = _Callback()
+
+
+def run_sft(cfg: RunConfig) -> dict[str, Any]:
+    """Train a LoRA adapter; returns eval losses before and after and where the adapter is."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    from finetune.base import load_base
+
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    import os
+
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out_dir / "tensorboard"))
+    data_dir = Path(cfg.data.out_dir)
+    train_rows = build_prompt_completion(load_jsonl(data_dir / "train.jsonl"))
+    val_rows = build_prompt_completion(load_jsonl(data_dir / "val.jsonl"))[: cfg.sft.eval_samples]
+    if cfg.sft.train_samples:
+        train_rows = train_rows[: cfg.sft.train_samples]
+    use_qlora, note = _device_note(cfg.sft.qlora)
+    print(f"sft: {note}; {len(train_rows)} train / {len(val_rows)} val examples", file=sys.stderr)
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = load_base(cfg.base)
+    if use_qlora:  # reload the clean base in 4-bit NF4 (CUDA only)
+        import tempfile
+
+        from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+        from finetune.base import save_clean_pretrained
+
+        tmp = Path(tempfile.mkdtemp(prefix="daydream-base-"))
+        save_clean_pretrained(model, tokenizer, tmp)
+        bnb = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        )
+        model = AutoModelForCausalLM.from_pretrained(tmp, quantization_config=bnb)
+    lora = LoraConfig(
+        r=cfg.sft.lora_r,
+        lora_alpha=cfg.sft.lora_alpha,
+        lora_dropout=cfg.sft.lora_dropout,
+        target_modules=cfg.sft.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    args = SFTConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=cfg.sft.epochs,
+        max_steps=cfg.sft.max_steps,
+        per_device_train_batch_size=cfg.sft.batch_size,
+        per_device_eval_batch_size=cfg.sft.batch_size,
+        gradient_accumulation_steps=cfg.sft.grad_accum,
+        learning_rate=cfg.sft.learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=cfg.sft.warmup_steps,
+        logging_steps=cfg.sft.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.sft.save_steps,
+        save_total_limit=2,
+        eval_strategy="no",
+        neftune_noise_alpha=cfg.sft.neftune_noise_alpha,
+        max_length=cfg.sft.max_length,
+        completion_only_loss=True,
+        report_to=["tensorboard"],
+        seed=cfg.seed,
+        use_cpu=not torch.cuda.is_available(),
+        bf16=use_qlora,
+        dataloader_num_workers=0,
+        disable_tqdm=not cfg.progress,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(val_rows),
+        processing_class=tokenizer,
+        peft_config=lora,
+        callbacks=[_JsonlLog(out_dir / "train_log.jsonl").callback],
+    )
+    before = trainer.evaluate()["eval_loss"]
+    print(f"sft: eval loss before training {before:.4f}", file=sys.stderr)
+    resume = cfg.sft.resume
+    if resume == "auto":
+        checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        resume = str(checkpoints[-1]) if checkpoints else None
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=resume or None)
+    after = trainer.evaluate()["eval_loss"]
+    adapter_dir = out_dir / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    summary = {
+        "eval_loss_before": before,
+        "eval_loss_after": after,
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "train_seconds": round(time.time() - started, 1),
+        "train_examples": len(train_rows),
+        "device": note,
+        "adapter_dir": str(adapter_dir),
+    }
+    (out_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    print(f"sft: eval loss {before:.4f} -> {after:.4f}; adapter in {adapter_dir}", file=sys.stderr)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run SFT from a YAML config with key=value overrides."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cfg = load_config(argv[0], argv[1:])
+    run_sft(cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
