@@ -62,6 +62,22 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return run_models(args)
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from finetune.config import ConfigError
+
+    try:
+        if args.finetune_command == "run":
+            from finetune.run import main as run_main
+
+            return run_main([args.config, *args.overrides, *(["--skip-train"] if args.skip_train else [])])
+        from finetune.evaluate import main as eval_main
+
+        return eval_main(args.eval_args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -95,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--if-missing", action="store_true", help="do nothing if already built")
     pb.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("finetune", help="regenerate a character model (needs the finetune extra)")
+    fsub = p.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")
+    pr = fsub.add_parser("run", help="data -> SFT -> (DPO) -> export -> evaluate from one YAML config")
+    pr.add_argument("config", help="run config YAML, e.g. finetune/configs/default.yaml")
+    pr.add_argument("overrides", nargs="*", help="section.key=value overrides")
+    pr.add_argument("--skip-train", action="store_true", help="reuse the adapter already in output_dir")
+    pe = fsub.add_parser("eval", help="evaluate models side by side (see --help of finetune.evaluate)")
+    pe.add_argument("eval_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_finetune)
     return parser
 
 

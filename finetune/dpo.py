@@ -1,0 +1,106 @@
+"""DPO after SFT with trl's DPOTrainer: keep training the SFT adapter on preference pairs.
+
+    python -m finetune.dpo finetune/configs/default.yaml dpo.enabled=true [key=value ...]
+
+The reference model is the SFT model (base + SFT adapter, merged), not the raw base, so DPO only
+moves the policy away from the rejected answers relative to what SFT already learned. The result is
+still one LoRA adapter, which keeps the registry's base + adapter build simple.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from finetune.config import RunConfig, load_config
+from finetune.data.dataset import save_jsonl
+from finetune.data.generator import Example
+from finetune.data.preferences import build_preference_pairs
+
+
+def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) -> dict[str, Any]:
+    """Continue the SFT adapter with DPO; returns a summary with the new adapter's path."""
+    import copy
+
+    import torch
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import DPOConfig, DPOTrainer
+
+    from finetune.base import load_base
+
+    out_dir = Path(cfg.output_dir) / "dpo"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs = build_preference_pairs(train_examples, cfg.dpo.pairs, seed=cfg.seed)
+    save_jsonl(out_dir / "pairs.jsonl", pairs)
+    kinds: dict[str, int] = {}
+    for pair in pairs:
+        kinds[pair["kind"]] = kinds.get(pair["kind"], 0) + 1
+    print(f"dpo: {len(pairs)} pairs {kinds}", file=sys.stderr)
+    torch.manual_seed(cfg.seed)
+    base, tokenizer = load_base(cfg.base)
+    reference = PeftModel.from_pretrained(copy.deepcopy(base), str(sft_adapter)).merge_and_unload().eval()
+    policy = PeftModel.from_pretrained(base, str(sft_adapter), is_trainable=True)
+    args = DPOConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        beta=cfg.dpo.beta,
+        num_train_epochs=cfg.dpo.epochs,
+        max_steps=cfg.dpo.max_steps,
+        per_device_train_batch_size=cfg.dpo.batch_size,
+        gradient_accumulation_steps=cfg.dpo.grad_accum,
+        learning_rate=cfg.dpo.learning_rate,
+        lr_scheduler_type="cosine",
+        logging_steps=5,
+        save_strategy="no",
+        max_length=cfg.sft.max_length,
+        report_to=[],
+        seed=cfg.seed,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=not cfg.progress,
+    )
+    trainer = DPOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=args,
+        train_dataset=Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]),
+        processing_class=tokenizer,
+    )
+    started = time.time()
+    result = trainer.train()
+    adapter_dir = out_dir / "adapter"
+    trainer.model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)
+    history = [h for h in trainer.state.log_history if "loss" in h]
+    summary = {
+        "pairs": len(pairs),
+        "pair_kinds": kinds,
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "reward_accuracy_last": history[-1].get("rewards/accuracies") if history else None,
+        "train_seconds": round(time.time() - started, 1),
+        "adapter_dir": str(adapter_dir),
+    }
+    (out_dir / "dpo_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run DPO on the adapter of an SFT run described by a config."""
+    from finetune.data.dataset import split_examples
+    from finetune.data.generator import generate_examples
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    cfg = load_config(argv[0], argv[1:])
+    train = split_examples(generate_examples(cfg.data.n, cfg.data.seed))["train"]
+    print(json.dumps(run_dpo(cfg, Path(cfg.output_dir) / "adapter", train), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
