@@ -1,0 +1,140 @@
+import json
+import re
+from collections import Counter
+
+from characters import Motivation
+from finetune.data.dataset import (
+    build_sharegpt_record,
+    case_from_record,
+    load_sharegpt,
+    save_dataset,
+    split_examples,
+    split_of,
+)
+from finetune.data.generator import KINDS, Generator, generate_examples
+from finetune.data.occupations import ALL_OCCUPATIONS
+from finetune.data.preferences import DEGRADATIONS, build_preference_pairs
+from finetune.data.report import distinct_n
+from finetune.data.world import MBTI_TYPES, SETTINGS
+
+
+def test_vocabulary_breadth_meets_the_brief():
+    assert len({occ[0] for _, occ in ALL_OCCUPATIONS}) >= 150
+    assert len(MBTI_TYPES) == 16
+    assert sum(len(v) for v in SETTINGS.values()) >= 40
+    assert set(SETTINGS) == {"modern", "fantasy", "scifi", "historical"}
+
+
+def test_sample_covers_types_ages_genres_and_kinds():
+    examples = generate_examples(1500, seed=7)
+    metas = [e.meta for e in examples]
+    assert {m["mbti"] for m in metas} == set(MBTI_TYPES)
+    assert {m["genre"] for m in metas} == set(SETTINGS)
+    ages = [m["age"] for m in metas]
+    assert min(ages) <= 10 and max(ages) >= 85
+    assert len({m["occupation"] for m in metas}) >= 140
+    assert len({m["setting"] for m in metas}) >= 40
+    assert {k for m in metas for k in m["kinds"]} == set(KINDS)
+
+
+def test_every_purpose_names_the_character_and_kinds_differ():
+    for ex in generate_examples(400, seed=2):
+        Motivation.model_validate(ex.motivation.model_dump())
+        assert len(set(ex.meta["kinds"])) == 3
+        for purpose in ex.motivation.purposes():
+            assert ex.profile.name in purpose
+            assert "{" not in purpose and "}" not in purpose, purpose  # no unfilled placeholder
+            assert len(purpose) <= 200
+        assert "{" not in ex.situation.context + ex.profile.background
+
+
+def test_incident_purpose_is_grounded_in_the_situation():
+    grounded = 0
+    examples = generate_examples(300, seed=4)
+    for ex in examples:
+        if ex.meta["kinds"][0] != "incident":
+            continue
+        words = {w for w in re.findall(r"[a-z]+", ex.situation.context.lower()) if len(w) > 3}
+        grounded += bool(words & set(re.findall(r"[a-z]+", ex.motivation.purpose_a.lower())))
+    first_incident = sum(ex.meta["kinds"][0] == "incident" for ex in examples)
+    assert first_incident > 50
+    assert grounded / first_incident > 0.7
+
+
+def test_surface_variety():
+    purposes = [p for ex in generate_examples(800, seed=5) for p in ex.motivation.purposes()]
+    assert distinct_n(purposes, 2) > 0.08
+    top_share = Counter(purposes).most_common(1)[0][1] / len(purposes)
+    assert top_share < 0.01
+
+
+def test_same_seed_same_examples_and_split_is_deterministic():
+    a = generate_examples(50, seed=9)
+    b = generate_examples(50, seed=9)
+    assert [e.id for e in a] == [e.id for e in b]
+    assert a[3].motivation == b[3].motivation
+    assert generate_examples(50, seed=10)[0].id != a[0].id
+    assert Generator(9).example(3).id == a[3].id or any(e.id == Generator(9).example(3).id for e in a)
+    splits = split_examples(generate_examples(1000, seed=1))
+    sizes = {k: len(v) for k, v in splits.items()}
+    assert 740 <= sizes["train"] <= 860 and 60 <= sizes["val"] <= 140 and 60 <= sizes["test"] <= 140
+    assert all(split_of(e.id) == "train" for e in splits["train"])
+
+
+def test_no_duplicate_examples():
+    examples = generate_examples(600, seed=11)
+    keys = [(e.profile.name, e.situation.context) for e in examples]
+    assert len(set(keys)) == len(keys)
+
+
+def test_sharegpt_round_trip_and_messages_records(tmp_path):
+    examples = generate_examples(30, seed=12)
+    counts = save_dataset(examples, tmp_path)
+    assert sum(counts.values()) == 30
+    loaded = load_sharegpt(tmp_path / "train.sharegpt.json")
+    train = split_examples(examples)["train"]
+    assert len(loaded) == len(train)
+    for (case, motivation), ex in zip(loaded, train, strict=True):
+        assert case.profile.name == ex.profile.name
+        assert case.situation.context == ex.situation.context
+        assert case.profile.background == ex.profile.background
+        assert motivation == ex.motivation
+    record = json.loads((tmp_path / "train.jsonl").read_text().splitlines()[0])
+    assert [m["role"] for m in record["messages"]] == ["system", "user", "assistant"]
+    case, ref = case_from_record(record)
+    assert ref.model_dump_json() == record["messages"][-1]["content"]
+    shared = build_sharegpt_record(examples[0])
+    assert json.loads(shared["conversations"][0]["value"])["Character_name"] == examples[0].profile.name
+
+
+def test_sharegpt_import_errors_name_the_record(tmp_path):
+    import pytest
+
+    from finetune.data.dataset import DatasetError
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps([{"conversations": [{"from": "human", "value": "{}"}, {"from": "gpt", "value": "{}"}]}]))
+    with pytest.raises(DatasetError, match="record #1"):
+        load_sharegpt(path)
+
+
+def test_dpo_pairs_reject_each_degradation():
+    examples = generate_examples(40, seed=13)
+    pairs = build_preference_pairs(examples, 20, seed=1)
+    assert len(pairs) == 20
+    assert {p["kind"] for p in pairs} == set(DEGRADATIONS)
+    for pair in pairs:
+        chosen = json.loads(pair["chosen"][0]["content"])
+        rejected = json.loads(pair["rejected"][0]["content"])
+        assert chosen != rejected
+        assert pair["prompt"][0]["role"] == "system" and pair["prompt"][1]["role"] == "user"
+        name = pair["prompt"][1]["content"].splitlines()[0].removeprefix("Name: ")
+        if pair["kind"] == "duplicated":
+            assert rejected["purpose_a"] == rejected["purpose_b"]
+        if pair["kind"] == "wrong_name":
+            assert all(name not in v for v in rejected.values())
+        if pair["kind"] == "generic":
+            assert all(len(v) < 60 for v in rejected.values())
+    base_outputs = {examples[0].id: '{"purpose_a":"x","purpose_b":"x","purpose_c":"x"}'}
+    with_base = build_preference_pairs(examples[:1], 1, seed=1, base_outputs=base_outputs)
+    assert with_base[0]["kind"] == "base_model"
