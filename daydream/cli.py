@@ -78,6 +78,14 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
         return 2
 
 
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from engine.sim.cli import run_simulate
+
+    model = "rules" if args.backend == "rules" else args.model
+    return run_simulate(args.world, hours=args.hours, speed=args.speed, model=model, seed=args.seed,
+                        log=args.log, save=args.save, quiet=args.quiet, deadline_s=args.deadline_s)  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -111,6 +119,19 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("--if-missing", action="store_true", help="do nothing if already built")
     pb.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile")
     p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("simulate", help="run a simulated world and print its event log")
+    p.add_argument("world", help="world YAML, or a shipped world: town, village")
+    p.add_argument("--hours", type=float, default=24.0, help="simulated hours to run")
+    p.add_argument("--speed", default="max", help="sim-minutes per real second, or 'max'")
+    p.add_argument("--model", default="default", help="registry name, GGUF path or 'base'")
+    p.add_argument("--backend", choices=["model", "rules"], default="model", help="'rules' runs with no model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--deadline-s", type=float, default=None, help="real-time deadline per decision")
+    p.add_argument("--log", help="write every event as JSONL here")
+    p.add_argument("--save", help="save the final world state here (JSON)")
+    p.add_argument("--quiet", action="store_true", help="only the summary")
+    p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("finetune", help="regenerate a character model (needs the finetune extra)")
     fsub = p.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from characters import Case, CaseError, load_case
+from engine.atomic import write_text_atomic
 from engine.models import ModelSpecError
 from engine.request import Sampling
 from engine.service import DecisionService
@@ -37,17 +36,8 @@ def read_cases(path: Path) -> list[tuple[int, Case | None, str | None]]:
 
 
 def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
-    """Write records as JSONL to a temp file beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write records as JSONL atomically."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def run_decide(

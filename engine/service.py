@@ -282,6 +282,8 @@ class DecisionService:
                     failed.append(attempt)
                     continue
                 source: Source = "model" if round_no == 1 else "retry"
+                if backend.name == "rules":  # the game chose no model: say so, it is not a fallback
+                    source = "rules"
                 result = DecisionResult(
                     motivation=motivation,
                     source=source,

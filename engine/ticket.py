@@ -12,7 +12,7 @@ from typing import Literal
 
 from characters import CharacterProfile, Motivation, Situation
 
-Source = Literal["model", "retry", "fallback", "cache"]
+Source = Literal["model", "retry", "fallback", "cache", "rules"]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from characters import PURPOSE_MAX_CHARS, CharacterProfile, Motivation, Situation
 from engine.request import DecisionRequest, RawDecision
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
+_SENTENCE = re.compile(r"(?<!\bMr\.)(?<!\bDr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bSt\.)(?<=[.!?])\s+")
 
 _URGENT = (
     "{name} deals with what is happening right away: {gist}.",
@@ -28,9 +28,24 @@ _URGENT_REASON = (
     " Waiting would only make it worse.",
 )
 _LONG_GAME = (
-    "{name} keeps the bigger aim in view and works toward {goal}.",
-    "{name} thinks ahead and makes time for {goal}.",
-    "{name} takes a step toward {goal}, whatever today brings.",
+    "{name} keeps the bigger aim in view and works to {goal}.",
+    "{name} thinks ahead and makes time to {goal}.",
+    "{name} takes a step closer to the goal: {goal}.",
+)
+_NEEDS = (
+    (("late at night",), "{name} goes home to sleep, because it is late and tomorrow starts early."),
+    (("exhausted", "tired", "sleepy", "worn out"), "{name} goes home to rest, because exhaustion is taking over."),
+    (("hungry", "starving", "skipped breakfast"), "{name} stops to eat something, because hunger is hard to ignore."),
+    (("lonely", "alone"), "{name} looks for a friendly face to talk to, to feel less alone."),
+    (("bored", "restless"), "{name} goes for a walk to shake off the boredom."),
+    (("money", "broke", "rent", "debt"), "{name} goes to work an extra shift, because money is tight."),
+)
+_CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
+# Sentences a simulation adds that describe the scene, not something to respond to.
+_SCENERY = re.compile(r"\b(is|are) here$|nothing urgent|late at night|^\S+ is (exhausted|hungry|lonely|bored|worried)", re.I)
+_ROUTINE = (
+    "{name} gets on with the day's usual work.",
+    "{name} keeps to the routine and gets the day's tasks done.",
 )
 _BACKGROUND = (
     "{name} acts with the old worry in mind: {gist}.",
@@ -48,9 +63,15 @@ _ALONE = (
 )
 
 
+def _has_incident(text: str) -> bool:
+    sentences = [s.rstrip(".!?") for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+    return any(not _CLOCK.search(s) and not _SCENERY.search(s) for s in sentences)
+
+
 def _gist(text: str, keep_capitalized: set[str], limit: int = 90) -> str:
     """The first sentence with some substance (skips 'Late afternoon.'), lower-cased to follow a colon."""
     sentences = [s.rstrip(".!?") for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
+    sentences = [s for s in sentences if not _CLOCK.search(s) and not _SCENERY.search(s)] or sentences
     first = next((s for s in sentences if len(s.split()) >= 4), sentences[0] if sentences else text)
     if len(first) > limit:
         first = first[:limit].rsplit(" ", 1)[0]
@@ -85,9 +106,11 @@ def build_rule_motivation(profile: CharacterProfile, situation: Situation, seed:
     rng = _rng_for(profile, situation, seed)
     name = profile.name
     keep = {word for text in (name, *profile.relationships, *situation.nearby) for word in text.split()}
-    urgent = rng.choice(_URGENT).format(name=name, gist=_gist(situation.context, keep)) + rng.choice(
-        _URGENT_REASON
-    )
+    if _has_incident(situation.context):
+        urgent = rng.choice(_URGENT).format(name=name, gist=_gist(situation.context, keep))
+        urgent += rng.choice(_URGENT_REASON)
+    else:
+        urgent = rng.choice(_ROUTINE).format(name=name)
     if profile.goals:
         second = rng.choice(_LONG_GAME).format(name=name, goal=_gist(rng.choice(profile.goals), keep, 70))
     elif profile.background:
@@ -97,7 +120,11 @@ def build_rule_motivation(profile: CharacterProfile, situation: Situation, seed:
     else:
         second = f"{name} falls back on the habits of a lifetime and gets on with the day's work."
     others = [n.split(" (")[0] for n in situation.nearby] or list(profile.relationships)
-    if others:
+    context = situation.context.lower()
+    need = next((line for words, line in _NEEDS if any(w in context for w in words)), None)
+    if need is not None:
+        third = need.format(name=name)
+    elif others:
         third = rng.choice(_SOCIAL).format(name=name, other=rng.choice(others))
     else:
         third = rng.choice(_ALONE).format(name=name)

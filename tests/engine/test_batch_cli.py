@@ -33,7 +33,7 @@ def test_decide_answers_good_lines_and_names_bad_ones(tmp_path, capsys):
     assert [r["id"] for r in good] == ["a", None]
     for r in good:
         assert {"purpose_a", "purpose_b", "purpose_c", "source", "latency_ms"} <= set(r)
-        assert r["source"] == "model"  # the rules backend answering as the model
+        assert r["source"] == "rules"  # chosen explicitly, so not flagged as a fallback
     assert good[1]["purpose_a"].startswith("Lin Yu")
 
 

@@ -1,0 +1,317 @@
+"""The simulation loop: a world whose characters decide through the DecisionService.
+
+    sim = Simulation.from_world("town", DecisionService("rules"), seed=7)
+    sim.step(60)             # one simulated hour; never blocks on inference unless lockstep=True
+
+When a character's action ends (or an important event interrupts it), a decision request goes to
+the service with a priority and a deadline. The world keeps ticking while the model thinks. When the
+Motivation arrives, a chooser picks one purpose, a mapper turns it into a catalog action with a
+target, and the action starts. ``lockstep=True`` waits for each decision at its due minute, which
+makes a run with the rules backend reproducible byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from characters import Cast, CharacterProfile, Situation
+from engine.atomic import write_text_atomic
+from engine.service import DecisionService
+from engine.sim.agent import Agent, CurrentAction
+from engine.sim.chooser import Chooser, WeightedChooser
+from engine.sim.events import Event, EventBus
+from engine.sim.mapper import ActionMapper, KeywordMapper
+from engine.sim.situation import build_profile, build_situation
+from engine.sim.world import NEEDS, WorldSpec, format_clock, load_world
+from engine.ticket import Ticket
+
+SAVE_VERSION = 1
+_FELT = {
+    "socialize": "stopped to talk with me",
+    "help": "came to help me",
+    "confront": "confronted me angrily",
+    "apologize": "apologized to me",
+}
+INTERRUPT_IMPORTANCE = 7
+
+
+@dataclass
+class _Pending:
+    ticket: Ticket
+    due: int
+    seed: int
+    priority: int
+    profile: CharacterProfile
+    situation: Situation
+
+
+class Simulation:
+    """A running world: clock, agents, pending decisions, event bus."""
+
+    def __init__(
+        self,
+        world: WorldSpec,
+        cast: Cast,
+        service: DecisionService,
+        *,
+        seed: int = 0,
+        chooser: Chooser | None = None,
+        mapper: ActionMapper | None = None,
+        lockstep: bool = False,
+        deadline_s: float | None = None,
+        think_minutes: int = 1,
+        tick_minutes: int = 5,
+    ) -> None:
+        self.world = world
+        self.cast = cast
+        self.service = service
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.chooser = chooser or WeightedChooser(world)
+        self.mapper = mapper or KeywordMapper(world)
+        self.lockstep = lockstep
+        self.deadline_s = deadline_s
+        self.think_minutes = think_minutes
+        self.tick_minutes = tick_minutes
+        self.clock = world.start_minute()
+        self.bus = EventBus()
+        self.pending: dict[str, _Pending] = {}
+        self.interrupted: set[str] = set()
+        self.counters = {"decisions": 0, "waits": 0, "ran_ahead": 0, "unmapped": 0, "interactions": 0}
+        self.agents: dict[str, Agent] = {}
+        for profile in cast.characters:
+            res = world.residents[profile.name]
+            agent = Agent(profile=profile, place=res.home, home=res.home, work=res.work)
+            for need in NEEDS:
+                agent.needs[need] = round(self.rng.uniform(45, 90), 1)
+            self.agents[profile.name] = agent
+        for agent in self.agents.values():
+            for other in self.agents:
+                if other == agent.name:
+                    continue
+                rel = agent.relationship(other)
+                known = other in agent.profile.relationships
+                rel.affinity, rel.familiarity = (25.0, 60.0) if known else (0.0, 25.0)
+        self.initial_affinity = {(a.name, o): r.affinity for a in self.agents.values() for o, r in a.relationships.items()}
+
+    @classmethod
+    def from_world(cls, world: str | Path, service: DecisionService, **kwargs: Any) -> Simulation:
+        """Load a world file (or a shipped world by name) and start a simulation on it."""
+        spec, cast = load_world(world)
+        return cls(spec, cast, service, **kwargs)
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def step(self, minutes: int) -> None:
+        """Advance the world by ``minutes`` simulated minutes, in ticks."""
+        end = self.clock + minutes
+        while self.clock < end:
+            dt = min(self.tick_minutes, end - self.clock)
+            self.clock += dt
+            for agent in self._ordered():
+                agent.decay(dt)
+            self._finish_actions()
+            self._collect_decisions()
+            self._request_decisions()
+
+    def _ordered(self) -> list[Agent]:
+        return [self.agents[name] for name in sorted(self.agents)]
+
+    def _publish(self, kind: str, text: str, actors: list[str], place: str | None = None, **data: Any) -> None:
+        self.bus.publish(Event(self.clock, kind, text, actors, place, data))
+
+    def _finish_actions(self) -> None:
+        for agent in self._ordered():
+            if agent.action is not None and agent.status == "acting" and agent.action.end <= self.clock:
+                agent.apply(self.world.action(agent.action.name).effects)
+                agent.status = "idle"
+
+    def _request_decisions(self) -> None:
+        for agent in self._ordered():
+            if agent.status != "idle" or agent.name in self.pending:
+                continue
+            profile = build_profile(agent)
+            situation = build_situation(agent, self.agents, self.clock)
+            interrupted = agent.name in self.interrupted
+            priority = 10 if interrupted else 1 + len(agent.pressing())
+            seed = self.rng.randrange(2**31)
+            ticket = self.service.submit(profile, situation, priority=priority, deadline_s=self.deadline_s, seed=seed)
+            self.pending[agent.name] = _Pending(ticket, self.clock + self.think_minutes, seed, priority, profile, situation)
+            self.interrupted.discard(agent.name)
+            agent.status = "thinking"
+
+    def _collect_decisions(self) -> None:
+        for agent in self._ordered():
+            pending = self.pending.get(agent.name)
+            if pending is None or self.clock < pending.due:
+                continue
+            ticket = pending.ticket
+            if not ticket.done():
+                if not self.lockstep:
+                    self.counters["ran_ahead"] += 1
+                    continue
+                self.counters["waits"] += 1
+                ticket._event.wait()
+            del self.pending[agent.name]
+            if ticket.cancelled():
+                agent.status = "idle"
+                continue
+            self._apply_decision(agent, ticket)
+
+    def _apply_decision(self, agent: Agent, ticket: Ticket) -> None:
+        result = ticket.result()
+        people = sorted(self.agents)
+        options = [self.mapper.map(p, agent.name, people, agent.home, agent.work) for p in result.motivation.purposes()]
+        index = self.chooser.choose(agent, options, self.rng)
+        mapped = options[index]
+        purpose = result.motivation.purposes()[index]
+        spec = self.world.action(mapped.action)
+        target = mapped.target if mapped.target in self.agents else None
+        place = mapped.place or (self.agents[target].place if target else agent.place)
+        travel = self.world.travel(agent.place, place)
+        agent.motivation, agent.chosen = result.motivation, index
+        agent.decision_source, agent.decision_latency_ms = result.source, result.latency_ms
+        agent.decisions += 1
+        self.counters["decisions"] += 1
+        agent.action = CurrentAction(spec.name, purpose, self.clock, self.clock + travel + spec.duration_minutes, place, target, travel)
+        agent.status = "acting"
+        moved = place != agent.place
+        agent.place = place
+        self.bus.publish(
+            Event(self.clock, "decision", f"{agent.name}: {purpose} -> {spec.name}" + (f" ({target})" if target else "") + (f" @ {place}" if moved else ""),
+                  [agent.name, *([target] if target else [])], place,
+                  {"purposes": list(result.motivation.purposes()), "chosen": index, "action": spec.name,
+                   "target": target, "source": result.source, "reason": result.reason})  # fmt: skip
+        )
+        if mapped.unmapped:
+            self.counters["unmapped"] += 1
+            self._publish("unmapped", f"{agent.name}: nothing in the catalog fits {purpose!r}; doing a free action", [agent.name], place)
+        agent.remember(self.clock, purpose, spec.importance, [target] if target else [], place)
+        if target and self.agents[target].place == place:
+            self._interact(agent, self.agents[target], spec.name, spec.affinity, spec.importance, purpose)
+
+    def _interact(self, actor: Agent, target: Agent, action: str, affinity: float, importance: int, purpose: str) -> None:
+        mine, theirs = actor.relationship(target.name), target.relationship(actor.name)
+        mine.affinity = max(-100.0, min(100.0, mine.affinity + affinity))
+        theirs.affinity = max(-100.0, min(100.0, theirs.affinity + affinity * 0.7))
+        mine.familiarity = min(100.0, mine.familiarity + 5)
+        theirs.familiarity = min(100.0, theirs.familiarity + 5)
+        felt = _FELT.get(action, "spent time with me")
+        target.remember(self.clock, f"{actor.name} {felt}", importance + 1, [actor.name])
+        self.counters["interactions"] += 1
+        self._publish("interaction", f"{actor.name} -> {target.name}: {action} (affinity {affinity:+.0f})",
+                      [actor.name, target.name], actor.place, action=action, affinity=affinity)  # fmt: skip
+
+    # -- designer and player events ---------------------------------------------------------
+
+    def inject_event(self, text: str, *, place: str | None = None, character: str | None = None, importance: int = 7) -> list[str]:
+        """An event at a place, for one character, or for everyone; returns who it reached.
+
+        It enters their memories (and so their situations); at importance >= 7 it interrupts what
+        they are doing and asks for a new decision at high priority.
+        """
+        if place is not None and place not in {p.name for p in self.world.places}:
+            raise ValueError(f"unknown place {place!r}")
+        if character is not None and character not in self.agents:
+            raise ValueError(f"unknown character {character!r}")
+        reached = [a for a in self._ordered()
+                   if (character is None or a.name == character) and (place is None or a.place == place)]  # fmt: skip
+        for agent in reached:
+            agent.remember(self.clock, text, importance, [], place or agent.place)
+            if importance >= INTERRUPT_IMPORTANCE:
+                self.interrupted.add(agent.name)
+                pending = self.pending.pop(agent.name, None)
+                if pending is not None:
+                    pending.ticket.cancel()
+                agent.status = "idle"
+        names = [a.name for a in reached]
+        self._publish("injected", f"{text} (reached {len(names)})", names, place, importance=importance)
+        self._request_decisions()
+        return names
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """The whole world state as JSON-ready data."""
+        return {
+            "version": SAVE_VERSION,
+            "world": self.world.name,
+            "clock": self.clock,
+            "seed": self.seed,
+            "rng": _rng_to_json(self.rng.getstate()),
+            "counters": self.counters,
+            "interrupted": sorted(self.interrupted),
+            "agents": {name: a.to_dict() for name, a in sorted(self.agents.items())},
+            "pending": {name: {"due": p.due, "seed": p.seed, "priority": p.priority,
+                               "profile": p.profile.model_dump(mode="json"), "situation": p.situation.model_dump(mode="json")}
+                        for name, p in sorted(self.pending.items())},  # fmt: skip
+            "initial_affinity": [[a, o, v] for (a, o), v in sorted(self.initial_affinity.items())],
+            "events": [json.loads(e.to_json()) for e in list(self.bus.recent)[-200:]],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the state atomically as JSON."""
+        return write_text_atomic(path, json.dumps(self.to_state(), ensure_ascii=False, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path, world: WorldSpec, cast: Cast, service: DecisionService, **kwargs: Any) -> Simulation:
+        """Restore a saved state; pending decisions are re-submitted with their original seeds."""
+        state = json.loads(Path(path).read_text("utf-8"))
+        if state.get("version") != SAVE_VERSION or state.get("world") != world.name:
+            raise ValueError(f"{path}: not a version-{SAVE_VERSION} save of world {world.name!r}")
+        sim = cls(world, cast, service, seed=state["seed"], **kwargs)
+        sim.clock = state["clock"]
+        sim.rng.setstate(_rng_from_json(state["rng"]))
+        sim.counters = dict(state["counters"])
+        sim.interrupted = set(state["interrupted"])
+        sim.agents = {name: Agent.from_dict(data) for name, data in state["agents"].items()}
+        sim.initial_affinity = {(a, o): v for a, o, v in state["initial_affinity"]}
+        for name, p in state["pending"].items():
+            profile = CharacterProfile.model_validate(p["profile"])
+            situation = Situation.model_validate(p["situation"])
+            ticket = service.submit(profile, situation, priority=p["priority"], deadline_s=sim.deadline_s, seed=p["seed"])
+            sim.pending[name] = _Pending(ticket, p["due"], p["seed"], p["priority"], profile, situation)
+        for record in state["events"]:
+            sim.bus.recent.append(Event(**record))
+        return sim
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def relationship_changes(self, top: int = 5) -> list[tuple[str, str, float]]:
+        """The biggest affinity changes since the start, largest first."""
+        deltas = []
+        for agent in self.agents.values():
+            for other, rel in agent.relationships.items():
+                delta = rel.affinity - self.initial_affinity.get((agent.name, other), 0.0)
+                if delta:
+                    deltas.append((agent.name, other, delta))
+        return sorted(deltas, key=lambda d: (-abs(d[2]), d[0], d[1]))[:top]
+
+    def describe_clock(self) -> str:
+        """The simulated time as text."""
+        return format_clock(self.clock)
+
+
+def _rng_to_json(state: tuple[Any, ...]) -> list[Any]:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _rng_from_json(data: list[Any]) -> tuple[Any, ...]:
+    return (data[0], tuple(data[1]), data[2])
+
+
+def run_for(sim: Simulation, minutes: int, *, speed: float | None = None, sleep: Any = time.sleep) -> None:
+    """Run ``minutes`` of sim time; ``speed`` is sim-minutes per real second (None = as fast as possible)."""
+    done = 0
+    while done < minutes:
+        chunk = min(sim.tick_minutes, minutes - done)
+        sim.step(chunk)
+        done += chunk
+        if speed:
+            sleep(chunk / speed)

@@ -1,0 +1,193 @@
+import json
+import time
+
+import pytest
+
+from characters import Situation
+from engine import DecisionService
+from engine.sim.agent import Agent
+from engine.sim.mapper import KeywordMapper
+from engine.sim.simulation import Simulation
+from engine.sim.situation import build_situation
+from engine.sim.world import WorldError, load_world
+from tests.conftest import FakeBackend
+
+
+@pytest.fixture
+def town():
+    return load_world("town")
+
+
+def make_sim(town, service=None, **kwargs):
+    spec, cast = town
+    return Simulation(spec, cast, service or DecisionService("rules"), **{"seed": 1, "lockstep": True, **kwargs})
+
+
+def test_shipped_worlds_load(town):
+    spec, cast = town
+    assert len(cast.characters) >= 8 and len(spec.places) >= 8
+    village, vcast = load_world("village")
+    assert village.name == "Emberfall" and len(vcast.characters) >= 8
+
+
+def test_world_errors_name_file_and_field(tmp_path):
+    bad = tmp_path / "w.yaml"
+    bad.write_text("name: X\ncast: town\nplaces: []\nactions: []\nresidents: {}\n")
+    with pytest.raises(WorldError, match=r"w\.yaml: field 'places'"):
+        load_world(bad)
+    text = open(load_world.__globals__["WORLDS_DIR"] / "town.yaml").read().replace("home: Mill House", "home: Moon")
+    bad.write_text(text)
+    with pytest.raises(WorldError, match="resident 'Priya Nair': home 'Moon' is not a place"):
+        load_world(bad)
+
+
+def test_needs_decay_and_effects(town):
+    spec, cast = town
+    agent = Agent(profile=cast.characters[0], place="Bakery", home="Maple Street", work="Bakery")
+    agent.needs = {n: 80.0 for n in agent.needs}
+    agent.decay(120)
+    assert agent.needs["hunger"] == pytest.approx(68.0) and agent.needs["energy"] == pytest.approx(72.0)
+    agent.apply(spec.action("eat").effects)
+    assert agent.needs["hunger"] == 100.0  # clamped
+    agent.decay(60 * 24)
+    assert agent.needs["hunger"] == 0.0 and "hunger" in agent.pressing() and agent.mood() != "cheerful"
+
+
+# Purposes in the style the model writes (generator references and model outputs), with the
+# catalog action each should become.
+MAPPER_CASES = [
+    ("Maya Lindqvist fixes the oven at the bakery before the rush, because customers are waiting.", "work", None),
+    ("Maya Lindqvist goes to the bakery to get the bread in the oven because that is her job.", "work", None),
+    ("Maya Lindqvist grabs something to eat, to keep her strength up.", "eat", None),
+    ("Maya Lindqvist stops for a quick meal because hunger makes her irritable.", "eat", None),
+    ("Maya Lindqvist takes a short nap because exhaustion leads to mistakes.", "rest", None),
+    ("Maya Lindqvist goes home early to sleep, since she can barely keep her eyes open.", "sleep", None),
+    ("Maya Lindqvist asks Owen Price for advice because he always knows what to do.", "socialize", "Owen Price"),
+    ("Maya Lindqvist tells Grace what is going on, as Grace deserves to know.", "socialize", "Grace Holloway"),
+    ("Maya Lindqvist calls Sam for a chat because she needs company.", "socialize", "Sam Okafor"),
+    ("Maya Lindqvist invites Priya over to feel less alone.", "socialize", "Priya Nair"),
+    ("Maya Lindqvist goes to apologize to Owen, because the silence hurts.", "apologize", "Owen Price"),
+    ("Maya Lindqvist writes Owen a letter to make peace.", "apologize", "Owen Price"),
+    ("Maya Lindqvist confronts Owen about the money he owes her.", "confront", "Owen Price"),
+    ("Maya Lindqvist brings medicine to Jonah because he depends on her.", "help", "Jonah Whitfield"),
+    ("Maya Lindqvist checks in on Lena, out of love and duty.", "help", "Lena Park"),
+    ("Maya Lindqvist drops everything to help Dr. Ruth Adeyemi.", "help", "Dr. Ruth Adeyemi"),
+    ("Maya Lindqvist runs to the bakery to help put out the fire before it spreads.", "emergency", None),
+    ("Maya Lindqvist joins the search for the missing child near the river.", "emergency", None),
+    ("Maya Lindqvist goes for a short walk to clear her head.", "relax", None),
+    ("Maya Lindqvist goes fishing at the river to calm down.", "relax", None),
+    ("Maya Lindqvist sketches the chaos on a napkin, because art calms her.", "relax", None),
+    ("Maya Lindqvist studies late into the night to have a chance of passing.", "study", None),
+    ("Maya Lindqvist buys new tools at the hardware store.", "shop", None),
+    ("Maya Lindqvist sells something she no longer needs so the lender stops calling.", "errand", None),
+    ("Maya Lindqvist recounts the money and checks the records.", "errand", None),
+    ("Maya Lindqvist reports the missing money before anyone blames her.", "errand", None),
+    ("Maya Lindqvist picks up an extra shift to pay what is owed.", "work", None),
+    ("Maya Lindqvist prepares the dough for tomorrow so the work does not stop.", "work", None),
+    ("Maya Lindqvist secures the doors and shutters before the storm.", "emergency", None),
+    ("Maya Lindqvist contemplates the meaning of flour.", "free", None),
+]
+
+
+@pytest.mark.parametrize("purpose, action, target", MAPPER_CASES)
+def test_action_mapper_on_model_style_purposes(town, purpose, action, target):
+    spec, cast = town
+    mapped = KeywordMapper(spec).map(purpose, "Maya Lindqvist", [c.name for c in cast.characters], "Maple Street", "Bakery")
+    assert (mapped.action, mapped.target) == (action, target)
+    assert mapped.unmapped == (action == "free")
+
+
+def test_interaction_changes_relationships(town):
+    sim = make_sim(town)
+    maya, owen = sim.agents["Maya Lindqvist"], sim.agents["Owen Price"]
+    owen.place = maya.place = "Bakery"
+    before = (maya.relationship("Owen Price").affinity, owen.relationship("Maya Lindqvist").affinity)
+    sim._interact(maya, owen, "help", 8.0, 4, "Maya Lindqvist helps Owen carry the boxes.")
+    assert maya.relationship("Owen Price").affinity == before[0] + 8
+    assert owen.relationship("Maya Lindqvist").affinity == pytest.approx(before[1] + 5.6)
+    assert owen.memory.items[-1].text == "Maya Lindqvist came to help me"
+    assert sim.bus.recent[-1].kind == "interaction"
+    sim._interact(maya, owen, "confront", -10.0, 5, "Maya Lindqvist confronts Owen.")
+    assert maya.relationship("Owen Price").affinity == before[0] - 2
+
+
+def test_injected_event_reaches_memory_and_situation(town):
+    sim = make_sim(town)
+    sim.step(30)
+    maya = sim.agents["Maya Lindqvist"]
+    reached = sim.inject_event("A fire breaks out at the bakery", place=maya.place, importance=9)
+    assert "Maya Lindqvist" in reached
+    assert maya.memory.items[-1].text == "A fire breaks out at the bakery"
+    situation = build_situation(maya, sim.agents, sim.clock)
+    assert "A fire breaks out at the bakery." in situation.context
+    assert "A fire breaks out at the bakery" in situation.recent_events
+    # an important event interrupts and re-requests at high priority
+    assert maya.status == "thinking" and sim.pending["Maya Lindqvist"].priority == 10
+    with pytest.raises(ValueError, match="unknown place"):
+        sim.inject_event("x", place="Atlantis")
+
+
+def test_deadline_fallback_without_stopping_the_clock(town):
+    backend = FakeBackend()
+    backend.release.clear()  # the model never answers in time
+    service = DecisionService(backend)
+    sim = make_sim(town, service, lockstep=False, deadline_s=0.05)
+    start = sim.clock
+    t0 = time.perf_counter()
+    sim.step(5)
+    assert time.perf_counter() - t0 < 0.5  # step never waits on inference
+    time.sleep(0.2)
+    sim.step(10)
+    assert sim.clock == start + 15
+    sources = {a.decision_source for a in sim.agents.values() if a.decisions}
+    assert sources == {"fallback"}
+    assert sim.counters["waits"] == 0
+    backend.release.set()
+    service.close()
+
+
+def test_replay_is_byte_identical_with_rules(town):
+    logs = []
+    for _ in range(2):
+        sim = make_sim(town, seed=5)
+        lines = []
+        sim.bus.subscribe(lambda e, lines=lines: lines.append(e.to_json()))
+        sim.step(12 * 60)
+        sim.inject_event("A storm rolls in over the river", importance=8)
+        sim.step(6 * 60)
+        sim.service.close()
+        logs.append("\n".join(lines))
+    assert logs[0] == logs[1]
+    assert logs[0].count('"kind": "decision"') > 40
+
+
+def test_save_load_round_trip_and_continuation(town, tmp_path):
+    spec, cast = town
+    sim = make_sim(town, seed=8)
+    sim.step(8 * 60)
+    path = sim.save(tmp_path / "state.json")
+    loaded = Simulation.load(path, spec, cast, DecisionService("rules"), lockstep=True)
+    assert json.dumps(loaded.to_state(), sort_keys=True) == json.dumps(sim.to_state(), sort_keys=True)
+    tails = []
+    for s in (sim, loaded):
+        lines = []
+        s.bus.subscribe(lambda e, lines=lines: lines.append(e.to_json()))
+        s.step(4 * 60)
+        tails.append(lines)
+    assert tails[0] == tails[1] and len(tails[0]) > 5
+    with pytest.raises(ValueError, match="not a version-1 save"):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps({"version": 99, "world": spec.name}))
+        Simulation.load(bad, spec, cast, DecisionService("rules"))
+
+
+def test_situation_text_reflects_needs_people_and_feelings(town):
+    sim = make_sim(town)
+    maya = sim.agents["Maya Lindqvist"]
+    for a in sim.agents.values():
+        a.place = "Town Square"
+    maya.needs["hunger"] = 5.0
+    s = build_situation(maya, sim.agents, sim.clock)
+    assert s.location == "Town Square" and "hungry" in s.context
+    assert any(n.startswith("Owen Price (likes them") for n in s.nearby)
+    assert isinstance(s, Situation)
