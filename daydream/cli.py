@@ -86,6 +86,28 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                         log=args.log, save=args.save, quiet=args.quiet, deadline_s=args.deadline_s)  # fmt: skip
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    model = "rules" if args.backend == "rules" else args.model
+    if model not in ("rules", "base") and not model.endswith(".gguf"):
+        from models.registry import ModelNotFound, built_gguf_path, load_manifest
+
+        try:
+            missing = not built_gguf_path(load_manifest(model)).exists()
+        except ModelNotFound:
+            missing = False  # the app explains and falls back to rules
+        if missing:
+            print(f"model {model!r} is not built yet; building it first (a few minutes, once)", file=sys.stderr)
+            from models.cli import run_models
+
+            build_args = argparse.Namespace(models_command="build", name=model, if_missing=True, ollama=False)
+            if run_models(build_args) != 0:
+                print("build failed; the demo will start on the rules backend", file=sys.stderr)
+    from demo.app import build_app
+
+    build_app(args.world, model, seed=args.seed, speed=args.speed).run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -132,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save", help="save the final world state here (JSON)")
     p.add_argument("--quiet", action="store_true", help="only the summary")
     p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("demo", help="open the Textual demo of a simulated world")
+    p.add_argument("world", nargs="?", default="town", help="world YAML, or a shipped world: town, village")
+    p.add_argument("--model", default="default", help="registry name, GGUF path or 'base'")
+    p.add_argument("--backend", choices=["model", "rules"], default="model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--speed", type=int, default=10, help="sim-minutes per real second")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("finetune", help="regenerate a character model (needs the finetune extra)")
     fsub = p.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

@@ -183,7 +183,7 @@ class Simulation:
         moved = place != agent.place
         agent.place = place
         self.bus.publish(
-            Event(self.clock, "decision", f"{agent.name}: {purpose} -> {spec.name}" + (f" ({target})" if target else "") + (f" @ {place}" if moved else ""),
+            Event(self.clock, "decision", f"{purpose} -> {spec.name}" + (f" ({target})" if target else "") + (f" @ {place}" if moved else ""),
                   [agent.name, *([target] if target else [])], place,
                   {"purposes": list(result.motivation.purposes()), "chosen": index, "action": spec.name,
                    "target": target, "source": result.source, "reason": result.reason})  # fmt: skip

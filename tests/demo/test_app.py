@@ -1,0 +1,140 @@
+"""Pilot tests of the Textual demo with the rules backend and a slow fake backend."""
+
+import asyncio
+import time
+
+import pytest
+from textual.widgets import RichLog
+
+from demo.app import DaydreamApp, build_app
+from demo.screens import InjectScreen
+from engine import DecisionService
+from engine.sim.simulation import Simulation
+from tests.conftest import FakeBackend
+
+
+def rules_app(tmp_path, **kwargs):
+    sim = Simulation.from_world("town", DecisionService("rules"), seed=4, lockstep=True)
+    sim.step(90)
+    return DaydreamApp(sim, model_label="rules", running=False, save_path=tmp_path / "save.json", **kwargs)
+
+
+def log_text(app):
+    return "\n".join(line.text for line in app.query_one("#log", RichLog).lines)
+
+
+async def test_select_pause_resume_and_speed(tmp_path):
+    app = rules_app(tmp_path, speed=10)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("down", "down")
+        await pilot.pause()
+        assert app.selected == sorted(app.sim.agents)[2]
+        inspector = str(app.query_one("#inspector").render())
+        assert app.selected in inspector and "energy" in inspector
+        assert not app.running
+        clock = app.sim.clock
+        await pilot.press("space")
+        assert app.running
+        await pilot.pause(0.6)
+        assert app.sim.clock > clock  # the world moves while running
+        await pilot.press("space")
+        assert not app.running
+        await pilot.press("plus")
+        assert app.speed == 15
+        await pilot.press("minus", "minus")
+        assert app.speed == 5
+        assert "PAUSED" in str(app.query_one("#header").render())
+
+
+async def test_inject_event_reaches_log_and_inspector(tmp_path):
+    app = rules_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        target = sorted(app.sim.agents)[0]
+        app.selected = target
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, InjectScreen)
+        await pilot.click("#text")
+        await pilot.press(*"A wolf howls outside")
+        await pilot.press("enter")
+        await pilot.pause(0.4)
+        assert "A wolf howls outside" in log_text(app)
+        assert app.sim.agents[target].memory.items[-1].text == "A wolf howls outside"
+        app.refresh_views()
+        assert "A wolf howls outside" in str(app.query_one("#inspector").render())
+
+
+async def test_filter_log_to_selected(tmp_path):
+    app = rules_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.selected = "Maya Lindqvist"
+        await pilot.press("f")
+        await pilot.pause()
+        shown = log_text(app).replace("\n", "")
+        mine = [e for e in app.sim.bus.recent if "Maya Lindqvist" in e.actors]
+        others = [e for e in app.sim.bus.recent if "Maya Lindqvist" not in e.actors]
+        assert mine and others
+        assert all(e.text[:40] in shown for e in mine)
+        assert not any(e.text[:40] in shown for e in others)
+
+
+async def test_save_and_load(tmp_path):
+    app = rules_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        clock = app.sim.clock
+        await pilot.press("s")
+        await pilot.pause()
+        assert (tmp_path / "save.json").exists()
+        app.sim.step(120)
+        assert app.sim.clock == clock + 120
+        await pilot.press("l")
+        await pilot.pause()
+        assert app.sim.clock == clock
+
+
+async def test_ui_stays_responsive_while_the_model_is_slow(tmp_path):
+    backend = FakeBackend(delay_s=3.0)
+    sim = Simulation.from_world("town", DecisionService(backend), seed=1)
+    app = DaydreamApp(sim, model_label="slow fake", speed=30, save_path=tmp_path / "s.json")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause(0.5)
+        assert backend.calls, "a batch should be decoding"
+        assert any(a.status == "thinking" for a in app.sim.agents.values())
+        start = time.perf_counter()
+        await pilot.press("space")
+        await pilot.press("plus")
+        took = time.perf_counter() - start
+        assert not app.running and app.speed == 60
+        assert took < 1.0, f"key presses took {took:.2f} s while the model was busy"
+
+
+async def test_help_screen_and_quit(tmp_path):
+    app = rules_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "inject an event" in str(app.screen.query_one("#help").render())
+        await pilot.press("escape")
+        await pilot.press("q")
+
+
+def test_build_app_falls_back_to_rules_when_model_fails():
+    app = build_app("town", "missing-model.gguf")
+    assert app.notice and "could not load" in app.notice
+    assert app.sim.service.model_id == "rules-v1"
+    app.sim.service.close()
+
+
+def test_snapshot_main_screen(snap_compare, tmp_path):
+    app = rules_app(tmp_path, timings=False)
+    assert snap_compare(app, terminal_size=(160, 48))
+
+
+def test_snapshot_inspector(snap_compare, tmp_path):
+    app = rules_app(tmp_path, timings=False)
+
+    async def select(pilot):
+        await pilot.press("down", "down", "down")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(160, 48), run_before=select)
