@@ -66,7 +66,9 @@ def _character_label(raw: Any, index: int) -> str:
 def parse_cast(data: Any, source: str = "<cast>") -> Cast:
     """Validate a parsed cast document; all-or-nothing, errors name source, character and field."""
     if not isinstance(data, dict):
-        raise CastError(f"{source}: expected a mapping with 'name' and 'characters', got {type(data).__name__}")
+        raise CastError(
+            f"{source}: expected a mapping with 'name' and 'characters', got {type(data).__name__}"
+        )
     raw_chars = data.get("characters")
     if not isinstance(raw_chars, list) or not raw_chars:
         raise CastError(f"{source}: 'characters' must be a non-empty list")
@@ -94,9 +96,7 @@ def parse_cast(data: Any, source: str = "<cast>") -> Cast:
     try:
         return Cast(name=data.get("name", ""), setting=data.get("setting", ""), characters=profiles)
     except ValidationError as err:
-        fields = "; ".join(
-            f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in err.errors()
-        )
+        fields = "; ".join(f"field '{'.'.join(str(p) for p in e['loc'])}': {e['msg']}" for e in err.errors())
         raise CastError(f"{source}: {fields}") from None
 
 

@@ -40,9 +40,7 @@ class CharacterProfile(BaseModel):
     mbti: str | None = Field(
         default=None, pattern=MBTI_PATTERN, description="Myers-Briggs type such as INTJ."
     )
-    traits: list[str] = Field(
-        default_factory=list, max_length=12, description="Short personality traits."
-    )
+    traits: list[str] = Field(default_factory=list, max_length=12, description="Short personality traits.")
     goals: list[str] = Field(default_factory=list, max_length=8, description="Long-term goals.")
     relationships: dict[str, str] = Field(
         default_factory=dict,

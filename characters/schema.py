@@ -6,12 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from characters.motivation import Motivation
 from characters.profile import CharacterProfile
 from characters.situation import Situation
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
-_MODELS = {"motivation": Motivation, "profile": CharacterProfile, "situation": Situation}
+_MODELS: dict[str, type[BaseModel]] = {
+    "motivation": Motivation,
+    "profile": CharacterProfile,
+    "situation": Situation,
+}
 
 
 def build_json_schemas() -> dict[str, dict[str, Any]]:

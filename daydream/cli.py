@@ -1,6 +1,6 @@
 """The ``daydream`` command line. Each subcommand imports what it needs when it runs.
 
-    daydream --help
+daydream --help
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         except ModelNotFound:
             missing = False  # the app explains and falls back to rules
         if missing:
-            print(f"model {model!r} is not built yet; building it first (a few minutes, once)", file=sys.stderr)
+            print(
+                f"model {model!r} is not built yet; building it first (a few minutes, once)", file=sys.stderr
+            )
             from models.cli import run_models
 
             build_args = argparse.Namespace(models_command="build", name=model, if_missing=True, ollama=False)
@@ -124,7 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_decide)
 
     p = sub.add_parser("schema", help="export the JSON Schemas, or check them for drift")
-    p.add_argument("action", choices=["export", "check"], help="export: write the files; check: fail on drift")
+    p.add_argument(
+        "action", choices=["export", "check"], help="export: write the files; check: fail on drift"
+    )
     p.set_defaults(func=_cmd_schema)
 
     p = sub.add_parser("casts", help="list the shipped casts, or check cast files")
@@ -147,7 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, default=24.0, help="simulated hours to run")
     p.add_argument("--speed", default="max", help="sim-minutes per real second, or 'max'")
     p.add_argument("--model", default="default", help="registry name, GGUF path or 'base'")
-    p.add_argument("--backend", choices=["model", "rules"], default="model", help="'rules' runs with no model")
+    p.add_argument(
+        "--backend", choices=["model", "rules"], default="model", help="'rules' runs with no model"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--deadline-s", type=float, default=None, help="real-time deadline per decision")
     p.add_argument("--log", help="write every event as JSONL here")

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -20,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, RichLog, Static
 
-from demo.screens import HelpScreen, InjectScreen, InjectRequest
+from demo.screens import HelpScreen, InjectRequest, InjectScreen
 from demo.widgets import SOURCE_STYLE, Inspector, StatsPanel, WorldView, short_name, state_cell
 from engine.service import DecisionService
 from engine.sim.events import Event
@@ -36,7 +37,7 @@ class DaydreamApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "Daydream"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         Binding("space", "toggle_pause", "Pause/Resume"),
         Binding("plus,equals_sign", "faster", "+ Speed"),
         Binding("minus", "slower", "− Speed"),
@@ -144,7 +145,9 @@ class DaydreamApp(App[None]):
             self.query_one("#world", WorldView).render_world(self.sim, self.selected)
             agent = self.sim.agents.get(self.selected) if self.selected else None
             self.query_one("#inspector", Inspector).render_agent(self.sim, agent, timings=self.timings)
-            self.query_one("#stats", StatsPanel).render_stats(self.sim.service, self.sim, self.model_label, timings=self.timings)
+            self.query_one("#stats", StatsPanel).render_stats(
+                self.sim.service, self.sim, self.model_label, timings=self.timings
+            )
         log = self.query_one("#log", RichLog)
         for event in events:
             if self._shows(event):
@@ -155,7 +158,15 @@ class DaydreamApp(App[None]):
 
     def _event_text(self, event: Event) -> Text:
         text = Text(f"{format_clock(event.minute)} ", style="dim")
-        text.append(f"{event.kind:11} ", style={"decision": "cyan", "interaction": "magenta", "injected": "bold red", "unmapped": "yellow"}.get(event.kind, ""))
+        text.append(
+            f"{event.kind:11} ",
+            style={
+                "decision": "cyan",
+                "interaction": "magenta",
+                "injected": "bold red",
+                "unmapped": "yellow",
+            }.get(event.kind, ""),
+        )
         text.append(event.text)
         source = event.data.get("source")
         if source:
@@ -163,7 +174,11 @@ class DaydreamApp(App[None]):
         return text
 
     def _draw_header(self) -> None:
-        state = Text(" RUNNING ", style="bold black on green") if self.running else Text(" PAUSED ", style="bold black on yellow")
+        state = (
+            Text(" RUNNING ", style="bold black on green")
+            if self.running
+            else Text(" PAUSED ", style="bold black on yellow")
+        )
         header = Text()
         header.append(f" {self.sim.world.name} ", style="bold")
         header.append(f" {format_clock(self.sim.clock)}  day {self.sim.clock // 1440 + 1} ")
@@ -213,7 +228,9 @@ class DaydreamApp(App[None]):
 
     def action_toggle_filter(self) -> None:
         self.filter_selected = not self.filter_selected
-        self.query_one("#log", RichLog).border_title = f"events: {self.selected}" if self.filter_selected and self.selected else "events"
+        self.query_one("#log", RichLog).border_title = (
+            f"events: {self.selected}" if self.filter_selected and self.selected else "events"
+        )
         self._rebuild_log()
 
     def action_inject(self) -> None:
@@ -224,7 +241,12 @@ class DaydreamApp(App[None]):
             if request is None:
                 return
             with self.lock:
-                reached = self.sim.inject_event(request.text, place=request.place, character=request.character, importance=request.importance)
+                reached = self.sim.inject_event(
+                    request.text,
+                    place=request.place,
+                    character=request.character,
+                    importance=request.importance,
+                )
             self.notify(f"event reached {len(reached)}: {', '.join(reached) or 'nobody'}")
             self.refresh_views()
 
@@ -242,7 +264,14 @@ class DaydreamApp(App[None]):
         try:
             with self.lock:
                 old = self.sim
-                loaded = Simulation.load(self.save_path, old.world, old.cast, old.service, lockstep=old.lockstep, deadline_s=old.deadline_s)
+                loaded = Simulation.load(
+                    self.save_path,
+                    old.world,
+                    old.cast,
+                    old.service,
+                    lockstep=old.lockstep,
+                    deadline_s=old.deadline_s,
+                )
                 loaded.bus.subscribe(self._new_events.append)
                 self.sim = loaded
         except (ValueError, OSError) as err:
@@ -256,7 +285,9 @@ class DaydreamApp(App[None]):
         self.push_screen(HelpScreen(self.model_label))
 
 
-def build_app(world: str, model: str, *, seed: int = 0, speed: int = 10, deadline_s: float | None = 20.0) -> DaydreamApp:
+def build_app(
+    world: str, model: str, *, seed: int = 0, speed: int = 10, deadline_s: float | None = 20.0
+) -> DaydreamApp:
     """The app on a world and model; falls back to the rules backend, with a notice, if the model fails."""
     from engine.models import ModelSpecError
 

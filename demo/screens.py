@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
@@ -24,7 +26,9 @@ class InjectRequest:
 class InjectScreen(ModalScreen[InjectRequest | None]):
     """A small form: event text, where or for whom, how important."""
 
-    BINDINGS = [("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        ("escape", "cancel", "Cancel")
+    ]
 
     def __init__(self, places: list[str], people: list[str], selected: str | None) -> None:
         super().__init__()
@@ -40,7 +44,9 @@ class InjectScreen(ModalScreen[InjectRequest | None]):
             yield Label("Inject an event")
             yield Input(placeholder="e.g. A fire breaks out at the bakery", id="text")
             yield Select(scope, value=default, allow_blank=False, id="scope")
-            yield Select([(f"importance {i}", i) for i in range(1, 11)], value=8, allow_blank=False, id="importance")
+            yield Select(
+                [(f"importance {i}", i) for i in range(1, 11)], value=8, allow_blank=False, id="importance"
+            )
             with Horizontal():
                 yield Button("Inject", variant="primary", id="ok")
                 yield Button("Cancel", id="cancel")
@@ -79,7 +85,9 @@ Sources: [green]model[/green] first try · [yellow]retry[/yellow] second try · 
 class HelpScreen(ModalScreen[None]):
     """Key bindings and what the colours mean."""
 
-    BINDINGS = [("escape,question_mark,q", "close", "Close")]
+    BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
+        ("escape,question_mark,q", "close", "Close")
+    ]
 
     def __init__(self, model: str) -> None:
         super().__init__()

@@ -34,7 +34,7 @@ def need_bar(value: float, width: int = 12) -> Text:
 
 def state_cell(agent: Agent, frame: int) -> Text:
     """'thinking ⠋' with a spinner, or the plain state."""
-    label = agent.status
+    label: str = agent.status
     if agent.status == "thinking":
         label = f"{SPINNER[frame % len(SPINNER)]} thinking"
     return Text(label, style=STATE_STYLE[agent.status])
@@ -85,7 +85,11 @@ class Inspector(Static):
             out.append(f"\nnow: {agent.action.name}{target} ({left} min left)\n", style="green")
         if agent.motivation is not None:
             source = agent.decision_source or "?"
-            latency = f"{agent.decision_latency_ms:.0f} ms" if agent.decision_latency_ms is not None and timings else ""
+            latency = (
+                f"{agent.decision_latency_ms:.0f} ms"
+                if agent.decision_latency_ms is not None and timings
+                else ""
+            )
             out.append("\nlatest motivation ")
             out.append(f"[{source}]", style=SOURCE_STYLE.get(source, ""))
             out.append(f" {latency}\n")
@@ -111,7 +115,9 @@ class Inspector(Static):
 class StatsPanel(Static):
     """Decisions/s, latency percentiles, tokens/s, cache hits, fallbacks."""
 
-    def render_stats(self, service: DecisionService, sim: Simulation, model_label: str, *, timings: bool = True) -> None:
+    def render_stats(
+        self, service: DecisionService, sim: Simulation, model_label: str, *, timings: bool = True
+    ) -> None:
         """Redraw from the service's statistics."""
         s = service.stats()
         text = Text()

@@ -40,9 +40,7 @@ def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
     write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
-def run_decide(
-    input_path: str, out_path: str, *, model: str, seed: int, deadline_s: float | None
-) -> int:
+def run_decide(input_path: str, out_path: str, *, model: str, seed: int, deadline_s: float | None) -> int:
     """Answer every good line; report bad ones by line number. Exit 1 if any line was bad."""
     source = Path(input_path)
     try:

@@ -1,10 +1,10 @@
 """DecisionService: non-blocking decisions for a game loop, batched, validated, never invalid.
 
-    service = DecisionService(model="default")
-    ticket = service.submit(profile, situation, deadline_s=2.0)
-    ...                                   # game keeps rendering
-    for ticket in service.poll():         # never blocks
-        act_on(ticket.result().motivation)
+service = DecisionService(model="default")
+ticket = service.submit(profile, situation, deadline_s=2.0)
+...                                   # game keeps rendering
+for ticket in service.poll():         # never blocks
+    act_on(ticket.result().motivation)
 """
 
 from __future__ import annotations
@@ -255,9 +255,7 @@ class DecisionService:
             if len(raws) != len(requests):
                 raise RuntimeError(f"backend returned {len(raws)} results for {len(requests)}")
         except Exception as err:  # a broken backend must not take the game down
-            raws = [RawDecision(text="", error=f"backend: {type(err).__name__}: {err}")] * len(
-                requests
-            )
+            raws = [RawDecision(text="", error=f"backend: {type(err).__name__}: {err}")] * len(requests)
         elapsed = time.perf_counter() - start
         self._stats.record_batch(len(requests), sum(r.output_tokens for r in raws), elapsed)
         return raws

@@ -13,7 +13,7 @@ class DataConfig(BaseModel):
     """Generated data: how many examples, from which seed, written where."""
 
     model_config = ConfigDict(extra="forbid")
-    n: int = Field(2600, ge=10, description="examples generated before the 80/10/10 split")
+    n: int = Field(default=2600, ge=10, description="examples generated before the 80/10/10 split")
     seed: int = 1
     out_dir: str = "data/default"
     extra_sharegpt: list[str] = Field(default_factory=list, description="seed-format files to add to train")
@@ -23,9 +23,9 @@ class SFTSettings(BaseModel):
     """LoRA / QLoRA SFT knobs."""
 
     model_config = ConfigDict(extra="forbid")
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: str | list[str] = "all-linear"
     qlora: bool = True
     epochs: float = 1.0
@@ -83,11 +83,11 @@ class RunConfig(BaseModel):
     output_dir: str = "runs/default"
     seed: int = 0
     progress: bool = True
-    data: DataConfig = Field(default_factory=DataConfig)
-    sft: SFTSettings = Field(default_factory=SFTSettings)
-    dpo: DPOSettings = Field(default_factory=DPOSettings)
-    eval: EvalSettings = Field(default_factory=EvalSettings)
-    export: ExportSettings = Field(default_factory=ExportSettings)
+    data: DataConfig = DataConfig()
+    sft: SFTSettings = SFTSettings()
+    dpo: DPOSettings = DPOSettings()
+    eval: EvalSettings = EvalSettings()
+    export: ExportSettings = ExportSettings()
 
 
 class ConfigError(ValueError):

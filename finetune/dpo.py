@@ -71,7 +71,8 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
     started = time.time()
     result = trainer.train()
     adapter_dir = out_dir / "adapter"
-    trainer.model.save_pretrained(adapter_dir)
+    trained: Any = trainer.model
+    trained.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {

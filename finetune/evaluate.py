@@ -30,9 +30,74 @@ from finetune.data.dataset import case_from_record
 
 _WORD = re.compile(r"[a-z']+")
 _STOP = set(
-    "a an the and or but of to in on at for with by from as is are was were be been it its his her their "
-    "he she they them him this that these those so because since before after into out up down over about "
-    "than then just very can could may might will would should has have had do does did not no".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "by",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "it",
+        "its",
+        "his",
+        "her",
+        "their",
+        "he",
+        "she",
+        "they",
+        "them",
+        "him",
+        "this",
+        "that",
+        "these",
+        "those",
+        "so",
+        "because",
+        "since",
+        "before",
+        "after",
+        "into",
+        "out",
+        "up",
+        "down",
+        "over",
+        "about",
+        "than",
+        "then",
+        "just",
+        "very",
+        "can",
+        "could",
+        "may",
+        "might",
+        "will",
+        "would",
+        "should",
+        "has",
+        "have",
+        "had",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+    ]
 )
 _TITLES = {"mr", "mrs", "ms", "dr", "sir", "lady", "lord", "queen", "king", "sister", "brother", "captain"}
 
@@ -96,7 +161,9 @@ class Relevance:
                 self.model = SentenceTransformer(str(path), device="cpu")
                 self.kind = "minilm"
             except Exception as err:  # missing optional deps: fall back, and say so
-                print(f"evaluate: embedding model unavailable ({err}); using lexical relevance", file=sys.stderr)
+                print(
+                    f"evaluate: embedding model unavailable ({err}); using lexical relevance", file=sys.stderr
+                )
 
     def score(self, context: str, purposes: tuple[str, str, str]) -> float:
         """Mean similarity of the purposes to the situation context."""
@@ -127,7 +194,9 @@ def load_eval_cases(path: Path, limit: int | None = None) -> list[tuple[Case, Mo
     return out
 
 
-def run_cases(backend: Backend, cases: list[tuple[Case, Motivation | None]], seed: int = 0) -> list[CaseResult]:
+def run_cases(
+    backend: Backend, cases: list[tuple[Case, Motivation | None]], seed: int = 0
+) -> list[CaseResult]:
     """Decode all cases in one batched call per ``max_batch`` and parse each answer."""
     requests = [
         DecisionRequest(c.profile, c.situation, Sampling(temperature=0.7, seed=seed + i, max_new_tokens=256))
@@ -170,13 +239,13 @@ def _loose_purposes(text: str) -> tuple[str, str, str] | None:
         return None
 
 
-def score_results(results: list[CaseResult], cases: list[tuple[Case, Motivation | None]], relevance: Relevance) -> dict[str, float]:
+def score_results(
+    results: list[CaseResult], cases: list[tuple[Case, Motivation | None]], relevance: Relevance
+) -> dict[str, float]:
     """Aggregate metrics for one model on one case set."""
     n = len(results)
     parsed = [r for r in results if r.purposes is not None]
-    dup = sum(
-        1 for r in parsed if len({normalize_purpose(p) for p in r.purposes or ()}) < 3  # type: ignore[union-attr]
-    )
+    dup = sum(1 for r in parsed if len({normalize_purpose(p) for p in r.purposes or ()}) < 3)
     named = [names_character(p, r.name) for r in parsed for p in (r.purposes or ())]
     contexts = {c.id: f"{c.situation.context} {c.profile.background}" for c, _ in cases}
     rel = [relevance.score(contexts.get(r.case_id, ""), r.purposes) for r in parsed if r.purposes]
@@ -201,7 +270,9 @@ def score_results(results: list[CaseResult], cases: list[tuple[Case, Motivation 
         scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
         hyps = [" ".join(r.purposes) for r in with_ref]  # type: ignore[arg-type]
         refs = [" ".join(r.reference.purposes()) for r in with_ref]  # type: ignore[union-attr]
-        summary["rougeL"] = statistics.fmean(scorer.score(ref, hyp)["rougeL"].fmeasure for ref, hyp in zip(refs, hyps, strict=True))
+        summary["rougeL"] = statistics.fmean(
+            scorer.score(ref, hyp)["rougeL"].fmeasure for ref, hyp in zip(refs, hyps, strict=True)
+        )
         summary["bleu"] = BLEU().corpus_score(hyps, [refs]).score
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
 
@@ -227,20 +298,32 @@ def evaluate_models(
         for set_name, cases in case_sets.items():
             results = run_cases(backend, cases, seed=seed)
             details[model_name][set_name] = results
-            metrics[model_name][set_name] = {**score_results(results, cases, relevance), "relevance_kind": relevance.kind}  # type: ignore[dict-item]
+            metrics[model_name][set_name] = score_results(results, cases, relevance)
+            metrics[model_name][set_name]["relevance_minilm"] = float(relevance.kind == "minilm")
     return metrics, details
 
 
-def build_report(metrics: dict[str, dict[str, dict[str, float]]], details: dict[str, dict[str, list[CaseResult]]], examples: int = 3) -> str:
+def build_report(
+    metrics: dict[str, dict[str, dict[str, float]]],
+    details: dict[str, dict[str, list[CaseResult]]],
+    examples: int = 3,
+) -> str:
     """Markdown: one table per case set with the models side by side, then sample outputs."""
     lines = ["# Evaluation", ""]
     models = list(metrics)
     sets = list(next(iter(metrics.values())))
     for set_name in sets:
-        lines += [f"## {set_name}", "", "| metric | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+        lines += [
+            f"## {set_name}",
+            "",
+            "| metric | " + " | ".join(models) + " |",
+            "|---|" + "---|" * len(models),
+        ]
         for key in REPORT_METRICS:
             if all(key in metrics[m][set_name] for m in models):
-                lines.append(f"| {key} | " + " | ".join(f"{metrics[m][set_name][key]}" for m in models) + " |")
+                lines.append(
+                    f"| {key} | " + " | ".join(f"{metrics[m][set_name][key]}" for m in models) + " |"
+                )
         lines.append("")
         for m in models:
             lines.append(f"**{m}**, first {examples} outputs:")
@@ -281,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.models import load_backend
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", action="append", required=True, help="registry name, GGUF path or 'base'")
     parser.add_argument("--cases", action="append", default=[], help="JSONL of cases (public-case format)")
     parser.add_argument("--test", default=None, help="messages JSONL with references (a test split)")

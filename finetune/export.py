@@ -86,7 +86,9 @@ def export_model(
                 created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 base=base,
                 adapter=[file_entry(staging / "adapter" / f, staging) for f in ADAPTER_FILES],
-                gguf=GGUFEntry(filename=gguf_name, sha256=sha256_file(built), bytes=built.stat().st_size, quant=quant),
+                gguf=GGUFEntry(
+                    filename=gguf_name, sha256=sha256_file(built), bytes=built.stat().st_size, quant=quant
+                ),
                 prompt_version=PROMPT_VERSION,
                 schema_version=SCHEMA_VERSION,
                 training=training or {},
@@ -123,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     """Export an adapter into the registry."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--adapter", type=Path, required=True)
     parser.add_argument("--name", required=True)
     parser.add_argument("--quant", default="Q4_K_M", choices=["Q4_K_M", "Q8_0", "F16"])

@@ -1,6 +1,6 @@
 """One command from config to registered model: data -> SFT -> (DPO) -> export -> evaluate.
 
-    daydream finetune run finetune/configs/default.yaml [key=value ...]
+daydream finetune run finetune/configs/default.yaml [key=value ...]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
         _stage("export")
         from finetune.export import export_model, update_metrics
 
-        training = {k: summary[k] for k in ("config", "data", "sft", "dpo") if k in summary}
+        training: dict[str, Any] = {k: summary[k] for k in ("config", "data", "sft", "dpo") if k in summary}
         manifest = export_model(
             adapter, cfg.export.register_as, base_spec=cfg.base, quant=cfg.export.quant, training=training,
             progress=lambda s: print(f"export: {s}", file=sys.stderr),
@@ -89,7 +89,12 @@ def evaluate_registered(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
     (out_dir / "report.md").write_text(build_report(metrics, details), "utf-8")
     save_plot(metrics, out_dir / "metrics.png")
-    return {"by_model": metrics, "summary": metrics[cfg.export.register_as].get("public_cases", metrics[cfg.export.register_as]["test_split"])}
+    return {
+        "by_model": metrics,
+        "summary": metrics[cfg.export.register_as].get(
+            "public_cases", metrics[cfg.export.register_as]["test_split"]
+        ),
+    }
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -97,7 +102,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     rows = [("examples (train/val/test)", "/".join(str(v) for v in summary.get("data", {}).values()))]
     sft = summary.get("sft", {})
     if sft:
-        rows.append(("eval loss before -> after", f"{sft['eval_loss_before']:.3f} -> {sft['eval_loss_after']:.3f}"))
+        rows.append(
+            ("eval loss before -> after", f"{sft['eval_loss_before']:.3f} -> {sft['eval_loss_after']:.3f}")
+        )
         rows.append(("SFT steps / seconds", f"{sft['steps']} / {sft['train_seconds']}"))
     if "dpo" in summary:
         rows.append(("DPO pairs / loss", f"{summary['dpo']['pairs']} / {summary['dpo']['train_loss']:.3f}"))

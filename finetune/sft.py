@@ -32,7 +32,10 @@ def _device_note(want_qlora: bool) -> tuple[bool, str]:
     import torch
 
     if torch.cuda.is_available():
-        return want_qlora, f"CUDA ({torch.cuda.get_device_name(0)}): {'QLoRA 4-bit NF4' if want_qlora else 'LoRA'}"
+        return (
+            want_qlora,
+            f"CUDA ({torch.cuda.get_device_name(0)}): {'QLoRA 4-bit NF4' if want_qlora else 'LoRA'}",
+        )
     note = "no CUDA: running LoRA in fp32 on the CPU"
     if want_qlora:
         note += " (QLoRA's 4-bit NF4 base needs CUDA through bitsandbytes)"
@@ -48,11 +51,13 @@ class _JsonlLog:
         self.path = path
         outer = self
 
-        class _Callback(TrainerCallback):  # type: ignore[misc]
+        class _Callback(TrainerCallback):
             def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
                 if logs:
                     with outer.path.open("a", encoding="utf-8") as handle:
-                        handle.write(json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n")
+                        handle.write(
+                            json.dumps({"step": state.global_step, "time": time.time(), **logs}) + "\n"
+                        )
 
         self.callback = _Callback()
 
@@ -138,13 +143,16 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
     print(f"sft: eval loss before training {before:.4f}", file=sys.stderr)
     resume = cfg.sft.resume
     if resume == "auto":
-        checkpoints = sorted((out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        checkpoints = sorted(
+            (out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
+        )
         resume = str(checkpoints[-1]) if checkpoints else None
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume or None)
     after = trainer.evaluate()["eval_loss"]
     adapter_dir = out_dir / "adapter"
-    trainer.model.save_pretrained(adapter_dir)
+    trained: Any = trainer.model
+    trained.save_pretrained(adapter_dir)
     tokenizer.save_pretrained(adapter_dir)
     summary = {
         "eval_loss_before": before,

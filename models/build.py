@@ -69,7 +69,9 @@ def smoke_decision(gguf: Path) -> str:
     backend = LlamaCppBackend(gguf, max_batch=1, n_ctx_per_seq=1400)
     try:
         request = DecisionRequest(
-            CharacterProfile(name="Ada Lind", description="Female, 30, baker in a small town. Warm, stubborn."),
+            CharacterProfile(
+                name="Ada Lind", description="Female, 30, baker in a small town. Warm, stubborn."
+            ),
             Situation(context="Early morning. The oven will not light and customers are waiting."),
             Sampling(temperature=0.0, max_new_tokens=900),  # the grammar ends every string by 200 chars
         )

@@ -30,7 +30,9 @@ def run_models(args: argparse.Namespace) -> int:
             built = built_gguf_path(m)
             state = "built" if built.exists() else "not built"
             metrics = ", ".join(f"{k}={v}" for k, v in list(m.metrics.get("summary", {}).items())[:4])
-            print(f"{name:12} {m.model_id:28} {m.gguf.quant:7} {m.gguf.bytes / 1e6:6.1f} MB  {state:9} {metrics}")
+            print(
+                f"{name:12} {m.model_id:28} {m.gguf.quant:7} {m.gguf.bytes / 1e6:6.1f} MB  {state:9} {metrics}"
+            )
         return 0
     try:
         if action == "verify":
@@ -71,7 +73,9 @@ def _build(args: argparse.Namespace) -> int:
         return 1
     bar.update(_BUILD_STAGES - bar.n)
     bar.close()
-    print(f"built {path} ({manifest.gguf.quant}, sha256 {manifest.gguf.sha256[:12]}… verified) in {seconds:.0f} s")
+    print(
+        f"built {path} ({manifest.gguf.quant}, sha256 {manifest.gguf.sha256[:12]}… verified) in {seconds:.0f} s"
+    )
     if args.ollama:
         print(f"wrote {write_modelfile(path, manifest)}")
     return 0

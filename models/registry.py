@@ -161,5 +161,7 @@ def resolve_gguf(name: str, registry: Path = REGISTRY_DIR) -> Path:
     if not path.exists():
         raise ModelNotBuilt(f"model {name!r} is not built yet: run `daydream models build {name}`")
     if path.stat().st_size != manifest.gguf.bytes:
-        raise ModelNotBuilt(f"{path}: size differs from the manifest; rebuild with `daydream models build {name}`")
+        raise ModelNotBuilt(
+            f"{path}: size differs from the manifest; rebuild with `daydream models build {name}`"
+        )
     return path

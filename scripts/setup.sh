@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 profile=${1:-runtime}
 case "$profile" in
   runtime) extras="" ;;
-  demo) extras="[demo]" ;;
+  demo) extras="[demo,build]" ;;
   test) extras="[finetune,demo,dev]" ;;
   *) echo "setup.sh: unknown profile '$profile' (runtime|demo|test)" >&2; exit 2 ;;
 esac

@@ -35,7 +35,9 @@ class FakeBackend:
 
     name = "fake"
 
-    def __init__(self, outputs: Sequence[str | Exception] = (), delay_s: float = 0.0, default: str | None = None):
+    def __init__(
+        self, outputs: Sequence[str | Exception] = (), delay_s: float = 0.0, default: str | None = None
+    ):
         self.model_id = "fake-model"
         self.outputs: deque[str | Exception] = deque(outputs)
         self.delay_s = delay_s
@@ -84,4 +86,6 @@ def situation() -> Situation:
 def load_public_cases():
     from characters import load_case
 
-    return [load_case(json.loads(line)) for line in PUBLIC_CASES.read_text("utf-8").splitlines() if line.strip()]
+    return [
+        load_case(json.loads(line)) for line in PUBLIC_CASES.read_text("utf-8").splitlines() if line.strip()
+    ]

@@ -44,7 +44,7 @@ class TransformersBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32, **kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32, **kwargs)
         if adapter is not None:
             from peft import PeftModel
 
@@ -93,7 +93,7 @@ class TransformersBackend:
         for row, mask in zip(generated, enc["attention_mask"], strict=True):
             new = row[width:]
             ids = [int(t) for t in new if int(t) != self.tokenizer.pad_token_id]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
             results.append(
                 RawDecision(
                     text=text.strip(),

@@ -13,6 +13,7 @@ This is the only module that imports ``llama_cpp``.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -380,6 +381,45 @@ class LlamaCppBackend:
             for index, slot in enumerate(live):
                 self._finish_token(slot, self._sample(slot, self._logits(index)))
 
+    def decode_floor(self, prompt_lens: Sequence[int], output_lens: Sequence[int]) -> float:
+        """Seconds that raw ``llama_decode`` alone needs for these token counts, batched like ``generate``.
+
+        Same prefix copy, same prompt chunks, one token per live sequence per step, logits where
+        ``generate`` asks for them; no tokenizing, sampling, grammar or detokenizing. It is the floor
+        our overhead is measured against.
+        """
+        if len(prompt_lens) > self.max_batch:
+            raise ValueError("decode_floor takes at most max_batch sequences")
+        n_prefix = len(self._prefix)
+        with self._lock:
+            started = time.perf_counter()
+            slots = []
+            for i, n in enumerate(prompt_lens):
+                seq = i + 1
+                llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+                llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
+                slots.append([seq, n_prefix, n - n_prefix])
+            queue = [(seq, j == rest - 1) for seq, _, rest in slots for j in range(rest)]
+            pos = {seq: p for seq, p, _ in slots}
+            for start in range(0, len(queue), self._n_batch):
+                self._batch.n_tokens = 0
+                for seq, last in queue[start : start + self._n_batch]:
+                    self._add(100, pos[seq], seq, last)
+                    pos[seq] += 1
+                self._decode()
+            remaining = {seq: out for (seq, _, _), out in zip(slots, output_lens, strict=True)}
+            while any(v > 1 for v in remaining.values()):
+                self._batch.n_tokens = 0
+                for seq, left in remaining.items():
+                    if left > 1:
+                        self._add(100, pos[seq], seq, True)
+                        pos[seq] += 1
+                        remaining[seq] = left - 1
+                self._decode()
+            for seq, _, _ in slots:
+                llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+            return time.perf_counter() - started
+
     def close(self) -> None:
         """Free the llama.cpp context, model and samplers."""
         if getattr(self, "_ctx", None):
@@ -392,10 +432,8 @@ class LlamaCppBackend:
             self._ctx = None
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown: llama_cpp may already be gone
             self.close()
-        except Exception:  # interpreter shutdown: llama_cpp may already be gone
-            pass
 
 
 def _complete_json(text: bytearray) -> bool:

@@ -34,15 +34,23 @@ _LONG_GAME = (
 )
 _NEEDS = (
     (("late at night",), "{name} goes home to sleep, because it is late and tomorrow starts early."),
-    (("exhausted", "tired", "sleepy", "worn out"), "{name} goes home to rest, because exhaustion is taking over."),
-    (("hungry", "starving", "skipped breakfast"), "{name} stops to eat something, because hunger is hard to ignore."),
+    (
+        ("exhausted", "tired", "sleepy", "worn out"),
+        "{name} goes home to rest, because exhaustion is taking over.",
+    ),
+    (
+        ("hungry", "starving", "skipped breakfast"),
+        "{name} stops to eat something, because hunger is hard to ignore.",
+    ),
     (("lonely", "alone"), "{name} looks for a friendly face to talk to, to feel less alone."),
     (("bored", "restless"), "{name} goes for a walk to shake off the boredom."),
     (("money", "broke", "rent", "debt"), "{name} goes to work an extra shift, because money is tight."),
 )
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
 # Sentences a simulation adds that describe the scene, not something to respond to.
-_SCENERY = re.compile(r"\b(is|are) here$|nothing urgent|late at night|^\S+ is (exhausted|hungry|lonely|bored|worried)", re.I)
+_SCENERY = re.compile(
+    r"\b(is|are) here$|nothing urgent|late at night|^\S+ is (exhausted|hungry|lonely|bored|worried)", re.I
+)
 _ROUTINE = (
     "{name} gets on with the day's usual work.",
     "{name} keeps to the routine and gets the day's tasks done.",
@@ -142,10 +150,6 @@ class RulesBackend:
         out = []
         for request in requests:
             start = time.perf_counter()
-            motivation = build_rule_motivation(
-                request.profile, request.situation, request.sampling.seed
-            )
-            out.append(
-                RawDecision(text=motivation.model_dump_json(), decode_s=time.perf_counter() - start)
-            )
+            motivation = build_rule_motivation(request.profile, request.situation, request.sampling.seed)
+            out.append(RawDecision(text=motivation.model_dump_json(), decode_s=time.perf_counter() - start))
         return out

@@ -94,7 +94,13 @@ class Agent:
         """One word derived from needs."""
         pressing = self.pressing()
         if pressing:
-            return {"energy": "exhausted", "hunger": "hungry", "social": "lonely", "fun": "bored", "money": "anxious"}[pressing[0]]
+            return {
+                "energy": "exhausted",
+                "hunger": "hungry",
+                "social": "lonely",
+                "fun": "bored",
+                "money": "anxious",
+            }[pressing[0]]
         mean = sum(self.needs.values()) / len(self.needs)
         return "cheerful" if mean >= 75 else "content" if mean >= 55 else "restless"
 
@@ -102,7 +108,14 @@ class Agent:
         """The relationship toward ``other`` (created neutral on first use)."""
         return self.relationships.setdefault(other, Relationship())
 
-    def remember(self, minute: int, text: str, importance: int, people: list[str] | None = None, place: str | None = None) -> None:
+    def remember(
+        self,
+        minute: int,
+        text: str,
+        importance: int,
+        people: list[str] | None = None,
+        place: str | None = None,
+    ) -> None:
         """Add a memory."""
         self.memory.add(MemoryItem(minute, text, importance, people or [], place or self.place))
 
@@ -139,7 +152,9 @@ class Agent:
         agent.memory = Memory([MemoryItem(**m) for m in data["memory"]])
         agent.action = None if data["action"] is None else CurrentAction(**data["action"])
         agent.status = data["status"]
-        agent.motivation = None if data["motivation"] is None else Motivation.model_validate(data["motivation"])
+        agent.motivation = (
+            None if data["motivation"] is None else Motivation.model_validate(data["motivation"])
+        )
         agent.chosen = data["chosen"]
         agent.decision_source = data["decision_source"]
         agent.decision_latency_ms = data["decision_latency_ms"]

@@ -53,7 +53,9 @@ class KeywordMapper:
 
     def __init__(self, world: WorldSpec) -> None:
         self.world = world
-        self._keywords: dict[str, set[str]] = {a.name: {_stem(k.lower()) for k in a.keywords} for a in world.actions}
+        self._keywords: dict[str, set[str]] = {
+            a.name: {_stem(k.lower()) for k in a.keywords} for a in world.actions
+        }
         self._places = {p.name: {p.name.lower(), *[a.lower() for a in p.aliases]} for p in world.places}
 
     def _find_people(self, text: str, actor: str, people: Sequence[str]) -> str | None:
@@ -62,7 +64,11 @@ class KeywordMapper:
         for person in people:
             if person == actor:
                 continue
-            tokens = [t.strip(".").lower() for t in person.split() if t.strip(".").lower() not in {"dr", "mr", "mrs", "ms", "lord", "sister"}]
+            tokens = [
+                t.strip(".").lower()
+                for t in person.split()
+                if t.strip(".").lower() not in {"dr", "mr", "mrs", "ms", "lord", "sister"}
+            ]
             for token in tokens:
                 found = re.search(rf"\b{re.escape(token)}\b", lowered)
                 if found and (best is None or found.start() < best[0]):
@@ -71,7 +77,7 @@ class KeywordMapper:
 
     def _find_place(self, words: list[str], text: str) -> str | None:
         lowered = text.lower()
-        for place, names in self._places.items():
+        for place in self._places:
             if place.lower() in lowered:
                 return place
         for word in words:
@@ -96,9 +102,9 @@ class KeywordMapper:
                     hits.setdefault(action, []).append(words[i])
         target = self._find_people(body, actor, people)
         if target:
-            for action in self.world.actions:
-                if action.targets == "character" and action.name in scores:
-                    scores[action.name] += 0.5
+            for candidate in self.world.actions:
+                if candidate.targets == "character" and candidate.name in scores:
+                    scores[candidate.name] += 0.5
         if not scores:
             return MappedAction("free", None, None, ())
         best = max(scores, key=lambda a: (scores[a], -list(self._keywords).index(a)))

@@ -97,7 +97,9 @@ class Simulation:
                 rel = agent.relationship(other)
                 known = other in agent.profile.relationships
                 rel.affinity, rel.familiarity = (25.0, 60.0) if known else (0.0, 25.0)
-        self.initial_affinity = {(a.name, o): r.affinity for a in self.agents.values() for o, r in a.relationships.items()}
+        self.initial_affinity = {
+            (a.name, o): r.affinity for a in self.agents.values() for o, r in a.relationships.items()
+        }
 
     @classmethod
     def from_world(cls, world: str | Path, service: DecisionService, **kwargs: Any) -> Simulation:
@@ -122,7 +124,9 @@ class Simulation:
     def _ordered(self) -> list[Agent]:
         return [self.agents[name] for name in sorted(self.agents)]
 
-    def _publish(self, kind: str, text: str, actors: list[str], place: str | None = None, **data: Any) -> None:
+    def _publish(
+        self, kind: str, text: str, actors: list[str], place: str | None = None, **data: Any
+    ) -> None:
         self.bus.publish(Event(self.clock, kind, text, actors, place, data))
 
     def _finish_actions(self) -> None:
@@ -140,8 +144,12 @@ class Simulation:
             interrupted = agent.name in self.interrupted
             priority = 10 if interrupted else 1 + len(agent.pressing())
             seed = self.rng.randrange(2**31)
-            ticket = self.service.submit(profile, situation, priority=priority, deadline_s=self.deadline_s, seed=seed)
-            self.pending[agent.name] = _Pending(ticket, self.clock + self.think_minutes, seed, priority, profile, situation)
+            ticket = self.service.submit(
+                profile, situation, priority=priority, deadline_s=self.deadline_s, seed=seed
+            )
+            self.pending[agent.name] = _Pending(
+                ticket, self.clock + self.think_minutes, seed, priority, profile, situation
+            )
             self.interrupted.discard(agent.name)
             agent.status = "thinking"
 
@@ -166,7 +174,10 @@ class Simulation:
     def _apply_decision(self, agent: Agent, ticket: Ticket) -> None:
         result = ticket.result()
         people = sorted(self.agents)
-        options = [self.mapper.map(p, agent.name, people, agent.home, agent.work) for p in result.motivation.purposes()]
+        options = [
+            self.mapper.map(p, agent.name, people, agent.home, agent.work)
+            for p in result.motivation.purposes()
+        ]
         index = self.chooser.choose(agent, options, self.rng)
         mapped = options[index]
         purpose = result.motivation.purposes()[index]
@@ -178,24 +189,46 @@ class Simulation:
         agent.decision_source, agent.decision_latency_ms = result.source, result.latency_ms
         agent.decisions += 1
         self.counters["decisions"] += 1
-        agent.action = CurrentAction(spec.name, purpose, self.clock, self.clock + travel + spec.duration_minutes, place, target, travel)
+        agent.action = CurrentAction(
+            spec.name, purpose, self.clock, self.clock + travel + spec.duration_minutes, place, target, travel
+        )
         agent.status = "acting"
         moved = place != agent.place
         agent.place = place
         self.bus.publish(
-            Event(self.clock, "decision", f"{purpose} -> {spec.name}" + (f" ({target})" if target else "") + (f" @ {place}" if moved else ""),
-                  [agent.name, *([target] if target else [])], place,
-                  {"purposes": list(result.motivation.purposes()), "chosen": index, "action": spec.name,
-                   "target": target, "source": result.source, "reason": result.reason})  # fmt: skip
+            Event(
+                self.clock,
+                "decision",
+                f"{purpose} -> {spec.name}"
+                + (f" ({target})" if target else "")
+                + (f" @ {place}" if moved else ""),
+                [agent.name, *([target] if target else [])],
+                place,
+                {
+                    "purposes": list(result.motivation.purposes()),
+                    "chosen": index,
+                    "action": spec.name,
+                    "target": target,
+                    "source": result.source,
+                    "reason": result.reason,
+                },
+            )
         )
         if mapped.unmapped:
             self.counters["unmapped"] += 1
-            self._publish("unmapped", f"{agent.name}: nothing in the catalog fits {purpose!r}; doing a free action", [agent.name], place)
+            self._publish(
+                "unmapped",
+                f"{agent.name}: nothing in the catalog fits {purpose!r}; doing a free action",
+                [agent.name],
+                place,
+            )
         agent.remember(self.clock, purpose, spec.importance, [target] if target else [], place)
         if target and self.agents[target].place == place:
             self._interact(agent, self.agents[target], spec.name, spec.affinity, spec.importance, purpose)
 
-    def _interact(self, actor: Agent, target: Agent, action: str, affinity: float, importance: int, purpose: str) -> None:
+    def _interact(
+        self, actor: Agent, target: Agent, action: str, affinity: float, importance: int, purpose: str
+    ) -> None:
         mine, theirs = actor.relationship(target.name), target.relationship(actor.name)
         mine.affinity = max(-100.0, min(100.0, mine.affinity + affinity))
         theirs.affinity = max(-100.0, min(100.0, theirs.affinity + affinity * 0.7))
@@ -209,7 +242,9 @@ class Simulation:
 
     # -- designer and player events ---------------------------------------------------------
 
-    def inject_event(self, text: str, *, place: str | None = None, character: str | None = None, importance: int = 7) -> list[str]:
+    def inject_event(
+        self, text: str, *, place: str | None = None, character: str | None = None, importance: int = 7
+    ) -> list[str]:
         """An event at a place, for one character, or for everyone; returns who it reached.
 
         It enters their memories (and so their situations); at importance >= 7 it interrupts what
@@ -247,9 +282,16 @@ class Simulation:
             "counters": self.counters,
             "interrupted": sorted(self.interrupted),
             "agents": {name: a.to_dict() for name, a in sorted(self.agents.items())},
-            "pending": {name: {"due": p.due, "seed": p.seed, "priority": p.priority,
-                               "profile": p.profile.model_dump(mode="json"), "situation": p.situation.model_dump(mode="json")}
-                        for name, p in sorted(self.pending.items())},  # fmt: skip
+            "pending": {
+                name: {
+                    "due": p.due,
+                    "seed": p.seed,
+                    "priority": p.priority,
+                    "profile": p.profile.model_dump(mode="json"),
+                    "situation": p.situation.model_dump(mode="json"),
+                }
+                for name, p in sorted(self.pending.items())
+            },
             "initial_affinity": [[a, o, v] for (a, o), v in sorted(self.initial_affinity.items())],
             "events": [json.loads(e.to_json()) for e in list(self.bus.recent)[-200:]],
         }
@@ -259,7 +301,9 @@ class Simulation:
         return write_text_atomic(path, json.dumps(self.to_state(), ensure_ascii=False, sort_keys=True))
 
     @classmethod
-    def load(cls, path: str | Path, world: WorldSpec, cast: Cast, service: DecisionService, **kwargs: Any) -> Simulation:
+    def load(
+        cls, path: str | Path, world: WorldSpec, cast: Cast, service: DecisionService, **kwargs: Any
+    ) -> Simulation:
         """Restore a saved state; pending decisions are re-submitted with their original seeds."""
         state = json.loads(Path(path).read_text("utf-8"))
         if state.get("version") != SAVE_VERSION or state.get("world") != world.name:
@@ -274,7 +318,9 @@ class Simulation:
         for name, p in state["pending"].items():
             profile = CharacterProfile.model_validate(p["profile"])
             situation = Situation.model_validate(p["situation"])
-            ticket = service.submit(profile, situation, priority=p["priority"], deadline_s=sim.deadline_s, seed=p["seed"])
+            ticket = service.submit(
+                profile, situation, priority=p["priority"], deadline_s=sim.deadline_s, seed=p["seed"]
+            )
             sim.pending[name] = _Pending(ticket, p["due"], p["seed"], p["priority"], profile, situation)
         for record in state["events"]:
             sim.bus.recent.append(Event(**record))

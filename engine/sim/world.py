@@ -27,10 +27,12 @@ class ActionSpec(BaseModel):
     duration_minutes: int = Field(ge=1, le=24 * 60)
     keywords: list[str] = Field(min_length=1)
     effects: dict[str, float] = Field(default_factory=dict, description="need deltas over the whole action")
-    kind: Literal["work", "rest", "eat", "social", "help", "conflict", "leisure", "errand", "emergency", "free"]
+    kind: Literal[
+        "work", "rest", "eat", "social", "help", "conflict", "leisure", "errand", "emergency", "free"
+    ]
     targets: Literal["none", "place", "character"] = "none"
-    affinity: float = Field(0.0, description="relationship change toward the target when they meet")
-    importance: int = Field(3, ge=1, le=10, description="how memorable doing it is")
+    affinity: float = Field(default=0.0, description="relationship change toward the target when they meet")
+    importance: int = Field(default=3, ge=1, le=10, description="how memorable doing it is")
 
     @model_validator(mode="after")
     def _known_needs(self) -> ActionSpec:
@@ -64,9 +66,9 @@ class WorldSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     cast: str = Field(description="cast name in characters/casts or a path relative to the world file")
-    start_day: int = Field(0, ge=0)
-    start_time: str = Field("07:00", pattern=r"^\d{2}:\d{2}$")
-    default_travel_minutes: int = Field(10, ge=0)
+    start_day: int = Field(default=0, ge=0)
+    start_time: str = Field(default="07:00", pattern=r"^\d{2}:\d{2}$")
+    default_travel_minutes: int = Field(default=10, ge=0)
     places: list[PlaceSpec] = Field(min_length=1)
     travel_minutes: dict[str, int] = Field(default_factory=dict, description="'A|B': minutes, symmetric")
     actions: list[ActionSpec] = Field(min_length=1)
@@ -108,7 +110,9 @@ class WorldSpec(BaseModel):
         """Minutes to walk between two places."""
         if a == b:
             return 0
-        return self.travel_minutes.get(f"{a}|{b}", self.travel_minutes.get(f"{b}|{a}", self.default_travel_minutes))
+        return self.travel_minutes.get(
+            f"{a}|{b}", self.travel_minutes.get(f"{b}|{a}", self.default_travel_minutes)
+        )
 
 
 def load_world(path: str | Path) -> tuple[WorldSpec, Cast]:

@@ -25,7 +25,11 @@ def test_seed_format_loads_into_same_models():
 def test_nested_and_flat_formats_agree():
     flat = load_case({"id": 7, "name": "A", "description": "d", "situation": "s", "background": "b"})
     nested = load_case(
-        {"id": "7", "profile": {"name": "A", "description": "d", "background": "b"}, "situation": {"context": "s"}}
+        {
+            "id": "7",
+            "profile": {"name": "A", "description": "d", "background": "b"},
+            "situation": {"context": "s"},
+        }
     )
     assert flat == nested
     assert flat.id == "7"

@@ -85,9 +85,11 @@ def test_missing_and_binary_files(tmp_path):
 
 
 def test_cast_never_half_loads(tmp_path):
-    text = "name: X\ncharacters:\n" + "".join(
-        f"  - {{name: C{i}, description: d}}\n" for i in range(5)
-    ) + "  - {name: Bad}\n"
+    text = (
+        "name: X\ncharacters:\n"
+        + "".join(f"  - {{name: C{i}, description: d}}\n" for i in range(5))
+        + "  - {name: Bad}\n"
+    )
     with pytest.raises(CastError) as info:
         load_cast(write(tmp_path, text))
     assert "character #6" in str(info.value)
@@ -95,7 +97,9 @@ def test_cast_never_half_loads(tmp_path):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
     max_leaves=20,
 )
 profile_like = st.fixed_dictionaries(
@@ -114,7 +118,14 @@ profile_like = st.fixed_dictionaries(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(json_values, st.fixed_dictionaries({"name": st.text(max_size=5), "characters": st.lists(profile_like, max_size=4)})))
+@given(
+    st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {"name": st.text(max_size=5), "characters": st.lists(profile_like, max_size=4)}
+        ),
+    )
+)
 def test_random_input_only_ever_raises_cast_error(data):
     try:
         cast = parse_cast(data, "fuzz.yaml")

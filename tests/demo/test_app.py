@@ -1,9 +1,7 @@
 """Pilot tests of the Textual demo with the rules backend and a slow fake backend."""
 
-import asyncio
 import time
 
-import pytest
 from textual.widgets import RichLog
 
 from demo.app import DaydreamApp, build_app

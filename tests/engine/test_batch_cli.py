@@ -12,12 +12,23 @@ def test_decide_answers_good_lines_and_names_bad_ones(tmp_path, capsys):
     write_lines(
         src,
         [
-            json.dumps({"id": "a", "name": "Ann", "description": "A nurse.", "situation": "Night shift ends."}),
+            json.dumps(
+                {"id": "a", "name": "Ann", "description": "A nurse.", "situation": "Night shift ends."}
+            ),
             "{not json",
-            json.dumps({"Character_name": "Lin Yu", "Character_description": "Student.", "Context": "Exam day.", "Background": "Breakup."}),
+            json.dumps(
+                {
+                    "Character_name": "Lin Yu",
+                    "Character_description": "Student.",
+                    "Context": "Exam day.",
+                    "Background": "Breakup.",
+                }
+            ),
             "",
             json.dumps({"id": "c", "name": "Bo", "description": "A cook."}),
-            json.dumps({"id": "d", "name": "Cy", "description": "A pilot.", "situation": "Storm ahead.", "wings": 2}),
+            json.dumps(
+                {"id": "d", "name": "Cy", "description": "A pilot.", "situation": "Storm ahead.", "wings": 2}
+            ),
         ],
     )
     out = tmp_path / "out.jsonl"
@@ -39,12 +50,20 @@ def test_decide_answers_good_lines_and_names_bad_ones(tmp_path, capsys):
 
 def test_decide_is_repeatable_with_a_seed(tmp_path):
     src = tmp_path / "in.jsonl"
-    write_lines(src, [json.dumps({"name": "Ann", "description": "A nurse.", "situation": f"Case {i}."}) for i in range(3)])
+    write_lines(
+        src,
+        [json.dumps({"name": "Ann", "description": "A nurse.", "situation": f"Case {i}."}) for i in range(3)],
+    )
     outs = []
     for n in range(2):
         out = tmp_path / f"out{n}.jsonl"
         assert main(["decide", str(src), "--out", str(out), "--model", "rules", "--seed", "9"]) == 0
-        outs.append([{k: v for k, v in json.loads(l).items() if k != "latency_ms"} for l in out.read_text().splitlines()])
+        outs.append(
+            [
+                {k: v for k, v in json.loads(line).items() if k != "latency_ms"}
+                for line in out.read_text().splitlines()
+            ]
+        )
     assert outs[0] == outs[1]
 
 

@@ -24,9 +24,7 @@ def test_build_is_pure_and_deterministic(profile, situation):
 
 
 def test_long_inputs_are_truncated_by_the_stated_rule():
-    long_profile = CharacterProfile(
-        name="Ann", description="word " * 119 + "end", background="memory " * 200
-    )
+    long_profile = CharacterProfile(name="Ann", description="word " * 119 + "end", background="memory " * 200)
     long_situation = Situation(context="event " * 190, recent_events=["x" * 200] * 8)
     user = build_messages(long_profile, long_situation)[1]["content"]
     lines = {line.split(":", 1)[0]: line.split(": ", 1)[1] for line in user.splitlines()}

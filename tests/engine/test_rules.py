@@ -27,7 +27,9 @@ def test_rules_backend_is_deterministic_per_seed(profile, situation):
     a = backend.generate([DecisionRequest(profile, situation, Sampling(seed=1))])[0]
     b = backend.generate([DecisionRequest(profile, situation, Sampling(seed=1))])[0]
     assert a.text == b.text
-    seeds = {backend.generate([DecisionRequest(profile, situation, Sampling(seed=s))])[0].text for s in range(12)}
+    seeds = {
+        backend.generate([DecisionRequest(profile, situation, Sampling(seed=s))])[0].text for s in range(12)
+    }
     assert len(seeds) > 1
 
 

@@ -29,7 +29,9 @@ def test_valid_output_comes_back_as_model(profile, situation):
 BAD_OUTPUTS = {
     "malformed": '{"purpose_a": "Chloe runs',
     "extra_field": json.dumps({**json.loads(motivation_json()), "purpose_d": "extra"}),
-    "duplicates": json.dumps({"purpose_a": "Chloe works.", "purpose_b": "Chloe works!", "purpose_c": "Chloe rests."}),
+    "duplicates": json.dumps(
+        {"purpose_a": "Chloe works.", "purpose_b": "Chloe works!", "purpose_c": "Chloe rests."}
+    ),
     "empty": json.dumps({"purpose_a": "", "purpose_b": "Chloe works.", "purpose_c": "Chloe rests."}),
     "whitespace": json.dumps({"purpose_a": "   ", "purpose_b": "Chloe works.", "purpose_c": "Chloe rests."}),
     "not_object": "[1, 2, 3]",

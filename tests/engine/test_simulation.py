@@ -9,7 +9,7 @@ from engine.sim.agent import Agent
 from engine.sim.mapper import KeywordMapper
 from engine.sim.simulation import Simulation
 from engine.sim.situation import build_situation
-from engine.sim.world import WorldError, load_world
+from engine.sim.world import WORLDS_DIR, WorldError, load_world
 from tests.conftest import FakeBackend
 
 
@@ -20,7 +20,9 @@ def town():
 
 def make_sim(town, service=None, **kwargs):
     spec, cast = town
-    return Simulation(spec, cast, service or DecisionService("rules"), **{"seed": 1, "lockstep": True, **kwargs})
+    return Simulation(
+        spec, cast, service or DecisionService("rules"), **{"seed": 1, "lockstep": True, **kwargs}
+    )
 
 
 def test_shipped_worlds_load(town):
@@ -35,7 +37,7 @@ def test_world_errors_name_file_and_field(tmp_path):
     bad.write_text("name: X\ncast: town\nplaces: []\nactions: []\nresidents: {}\n")
     with pytest.raises(WorldError, match=r"w\.yaml: field 'places'"):
         load_world(bad)
-    text = open(load_world.__globals__["WORLDS_DIR"] / "town.yaml").read().replace("home: Mill House", "home: Moon")
+    text = (WORLDS_DIR / "town.yaml").read_text().replace("home: Mill House", "home: Moon")
     bad.write_text(text)
     with pytest.raises(WorldError, match="resident 'Priya Nair': home 'Moon' is not a place"):
         load_world(bad)
@@ -56,14 +58,26 @@ def test_needs_decay_and_effects(town):
 # Purposes in the style the model writes (generator references and model outputs), with the
 # catalog action each should become.
 MAPPER_CASES = [
-    ("Maya Lindqvist fixes the oven at the bakery before the rush, because customers are waiting.", "work", None),
+    (
+        "Maya Lindqvist fixes the oven at the bakery before the rush, because customers are waiting.",
+        "work",
+        None,
+    ),
     ("Maya Lindqvist goes to the bakery to get the bread in the oven because that is her job.", "work", None),
     ("Maya Lindqvist grabs something to eat, to keep her strength up.", "eat", None),
     ("Maya Lindqvist stops for a quick meal because hunger makes her irritable.", "eat", None),
     ("Maya Lindqvist takes a short nap because exhaustion leads to mistakes.", "rest", None),
     ("Maya Lindqvist goes home early to sleep, since she can barely keep her eyes open.", "sleep", None),
-    ("Maya Lindqvist asks Owen Price for advice because he always knows what to do.", "socialize", "Owen Price"),
-    ("Maya Lindqvist tells Grace what is going on, as Grace deserves to know.", "socialize", "Grace Holloway"),
+    (
+        "Maya Lindqvist asks Owen Price for advice because he always knows what to do.",
+        "socialize",
+        "Owen Price",
+    ),
+    (
+        "Maya Lindqvist tells Grace what is going on, as Grace deserves to know.",
+        "socialize",
+        "Grace Holloway",
+    ),
     ("Maya Lindqvist calls Sam for a chat because she needs company.", "socialize", "Sam Okafor"),
     ("Maya Lindqvist invites Priya over to feel less alone.", "socialize", "Priya Nair"),
     ("Maya Lindqvist goes to apologize to Owen, because the silence hurts.", "apologize", "Owen Price"),
@@ -92,7 +106,9 @@ MAPPER_CASES = [
 @pytest.mark.parametrize("purpose, action, target", MAPPER_CASES)
 def test_action_mapper_on_model_style_purposes(town, purpose, action, target):
     spec, cast = town
-    mapped = KeywordMapper(spec).map(purpose, "Maya Lindqvist", [c.name for c in cast.characters], "Maple Street", "Bakery")
+    mapped = KeywordMapper(spec).map(
+        purpose, "Maya Lindqvist", [c.name for c in cast.characters], "Maple Street", "Bakery"
+    )
     assert (mapped.action, mapped.target) == (action, target)
     assert mapped.unmapped == (action == "free")
 

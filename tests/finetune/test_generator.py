@@ -113,7 +113,9 @@ def test_sharegpt_import_errors_name_the_record(tmp_path):
     from finetune.data.dataset import DatasetError
 
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps([{"conversations": [{"from": "human", "value": "{}"}, {"from": "gpt", "value": "{}"}]}]))
+    path.write_text(
+        json.dumps([{"conversations": [{"from": "human", "value": "{}"}, {"from": "gpt", "value": "{}"}]}])
+    )
     with pytest.raises(DatasetError, match="record #1"):
         load_sharegpt(path)
 
