@@ -36,6 +36,7 @@ class SFTSettings(BaseModel):
     warmup_steps: int = 5
     neftune_noise_alpha: float | None = 5.0
     max_length: int = 512
+    gradient_checkpointing: bool = False  # recomputes activations: saves memory, costs time on CPU
     logging_steps: int = 5
     save_steps: int = 20
     eval_samples: int = 96

@@ -62,6 +62,16 @@ class _JsonlLog:
         self.callback = _Callback()
 
 
+def _logged_eval_before(log: Path) -> float | None:
+    if not log.exists():
+        return None
+    for line in log.read_text("utf-8").splitlines():
+        row = json.loads(line)
+        if row.get("step") == 0 and "eval_loss" in row:
+            return float(row["eval_loss"])
+    return None
+
+
 def run_sft(cfg: RunConfig) -> dict[str, Any]:
     """Train a LoRA adapter; returns eval losses before and after and where the adapter is."""
     import torch
@@ -122,6 +132,7 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
         eval_strategy="no",
         neftune_noise_alpha=cfg.sft.neftune_noise_alpha,
         max_length=cfg.sft.max_length,
+        gradient_checkpointing=cfg.sft.gradient_checkpointing,
         completion_only_loss=True,
         report_to=["tensorboard"],
         seed=cfg.seed,
@@ -139,14 +150,16 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
         peft_config=lora,
         callbacks=[_JsonlLog(out_dir / "train_log.jsonl").callback],
     )
-    before = trainer.evaluate()["eval_loss"]
-    print(f"sft: eval loss before training {before:.4f}", file=sys.stderr)
     resume = cfg.sft.resume
     if resume == "auto":
         checkpoints = sorted(
             (out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])
         )
         resume = str(checkpoints[-1]) if checkpoints else None
+    before = _logged_eval_before(out_dir / "train_log.jsonl") if resume else None
+    if before is None:  # a resumed run reuses the loss measured before its first step
+        before = trainer.evaluate()["eval_loss"]
+    print(f"sft: eval loss before training {before:.4f}", file=sys.stderr)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=resume or None)
     after = trainer.evaluate()["eval_loss"]
