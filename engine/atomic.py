@@ -1,22 +1,14 @@
-"""Atomic file writes: a temp file beside the target, renamed into place."""
+"""Atomic text writes for the engine; the one implementation lives in models.registry."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from models.registry import write_atomic
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` so that a crash never leaves half a file where a good one was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, text.encode("utf-8"))
     return path

@@ -294,13 +294,13 @@ class DecisionService:
                 )
                 self.cache.put(attempt.request.cache_key(self.model_id, PROMPT_VERSION), result)
                 self._deliver(attempt.ticket, result, source)
+            attempts = failed
             if round_no == 1:
                 for attempt in failed:
                     self._stats.record_retry()
                     attempt.request = self._request_for(
                         attempt.ticket, attempt.ticket.seed + RETRY_SEED_OFFSET
                     )
-                attempts = failed
         for attempt in attempts:
             reason = f"invalid: {attempt.last_error}"
             self._deliver(attempt.ticket, self._fallback_result(attempt.ticket, reason, 2), "fallback")

@@ -81,6 +81,10 @@ class Ticket:
             callback(self)
         return True
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until done (or ``timeout`` seconds); returns whether it is done."""
+        return self._event.wait(timeout)
+
     def result(self, timeout: float | None = None) -> DecisionResult:
         """The result, waiting up to ``timeout`` seconds; raises CancelledError or TimeoutError."""
         if not self._event.wait(timeout):

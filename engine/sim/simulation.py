@@ -164,7 +164,7 @@ class Simulation:
                     self.counters["ran_ahead"] += 1
                     continue
                 self.counters["waits"] += 1
-                ticket._event.wait()
+                ticket.wait()
             del self.pending[agent.name]
             if ticket.cancelled():
                 agent.status = "idle"
