@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import DataTable, Footer, RichLog, Static
 
 from demo.screens import HelpScreen, InjectRequest, InjectScreen
@@ -135,6 +136,14 @@ class DaydreamApp(App[None]):
 
     def refresh_views(self) -> None:
         """Redraw every view from the simulation (called on a timer and after actions)."""
+        if not self.is_running or self._stop.is_set() or not self.screen_stack:
+            return  # a timer can fire while the app shuts down
+        try:
+            self._redraw()
+        except NoMatches:  # widgets already gone during shutdown
+            return
+
+    def _redraw(self) -> None:
         self._frame += 1
         events = []
         while self._new_events:

@@ -40,7 +40,12 @@ def build_situation(agent: Agent, agents: Mapping[str, Agent], minute: int) -> S
     pressing = agent.pressing()
     query = " ".join([agent.place, *(o.name for o in others), *pressing])
     memories = agent.memory.retrieve(minute, query=query, k=3)
-    urgent = [m for m in memories if m.importance >= 6 and minute - m.minute <= RECENT_EVENT_MINUTES]
+    # the headline is the most important recent event, not merely the most relevant memory
+    urgent = sorted(
+        (m for m in agent.memory.items if m.importance >= 6 and minute - m.minute <= RECENT_EVENT_MINUTES),
+        key=lambda m: (m.importance, m.minute),
+        reverse=True,
+    )
     parts = [f"{format_clock(minute)}, at {agent.place}."]
     hour = (minute % 1440) // 60
     if hour >= 22 or hour < 5:
