@@ -105,7 +105,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         rows.append(
             ("eval loss before -> after", f"{sft['eval_loss_before']:.3f} -> {sft['eval_loss_after']:.3f}")
         )
-        rows.append(("SFT steps / seconds", f"{sft['steps']} / {sft['train_seconds']}"))
+        rows.append(("SFT steps / seconds", f"{sft['steps']} / {sft.get('train_seconds')}"))
+        if sft.get("stopped_early"):
+            rows.append(("stopped early", sft["stopped_early"]))
     if "dpo" in summary:
         rows.append(("DPO pairs / loss", f"{summary['dpo']['pairs']} / {summary['dpo']['train_loss']:.3f}"))
     if "model_id" in summary:

@@ -182,14 +182,81 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
     return summary
 
 
+def finalize_checkpoint(cfg: RunConfig, step: int) -> dict[str, Any]:
+    """Finish a run that was stopped early: adopt ``checkpoint-<step>`` as the run's adapter.
+
+    Measures the checkpoint's validation loss the same way ``run_sft`` does and writes the same
+    summary, saying how far through the planned schedule the run got.
+    """
+    import shutil
+
+    import torch
+    from datasets import Dataset
+    from peft import PeftModel
+    from trl import SFTConfig, SFTTrainer
+
+    from finetune.base import load_base
+
+    out_dir = Path(cfg.output_dir)
+    checkpoint = out_dir / "checkpoints" / f"checkpoint-{step}"
+    state = json.loads((checkpoint / "trainer_state.json").read_text("utf-8"))
+    val_rows = build_prompt_completion(load_jsonl(Path(cfg.data.out_dir) / "val.jsonl"))[
+        : cfg.sft.eval_samples
+    ]
+    model, tokenizer = load_base(cfg.base)
+    model = PeftModel.from_pretrained(model, str(checkpoint))
+    args = SFTConfig(
+        output_dir=str(out_dir / "final-eval"),
+        per_device_eval_batch_size=cfg.sft.batch_size,
+        max_length=cfg.sft.max_length,
+        completion_only_loss=True,
+        report_to=[],
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=True,
+    )
+    trainer = SFTTrainer(
+        model=model, args=args, eval_dataset=Dataset.from_list(val_rows), processing_class=tokenizer
+    )
+    after = trainer.evaluate()["eval_loss"]
+    adapter_dir = out_dir / "adapter"
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    model.save_pretrained(adapter_dir)
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    log_rows = [json.loads(line) for line in (out_dir / "train_log.jsonl").read_text("utf-8").splitlines()]
+    times = [r["time"] for r in log_rows if r.get("step", 0) <= step]
+    examples_seen = step * cfg.sft.batch_size * cfg.sft.grad_accum
+    summary = {
+        "eval_loss_before": _logged_eval_before(out_dir / "train_log.jsonl"),
+        "eval_loss_after": after,
+        "train_loss": losses[-1] if losses else None,
+        "steps": step,
+        "planned_steps": state.get("max_steps"),
+        "examples_seen": examples_seen,
+        "train_examples": len(load_jsonl(Path(cfg.data.out_dir) / "train.jsonl")),
+        "stopped_early": f"adopted checkpoint-{step} of {state.get('max_steps')} planned steps",
+        "train_seconds": round(max(times) - min(times), 1) if times else None,
+        "device": "cpu (2 cores)" if not torch.cuda.is_available() else "cuda",
+        "adapter_dir": str(adapter_dir),
+    }
+    (out_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    print(f"sft: checkpoint-{step}: eval loss {summary['eval_loss_before']} -> {after:.4f}", file=sys.stderr)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run SFT from a YAML config with key=value overrides."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    cfg = load_config(argv[0], argv[1:])
-    run_sft(cfg)
+    """Run SFT from a YAML config with key=value overrides (or adopt a checkpoint)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m finetune.sft", description=__doc__)
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument("--from-checkpoint", type=int, default=None, help="adopt checkpoint-N as the result")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    if args.from_checkpoint is not None:
+        finalize_checkpoint(cfg, args.from_checkpoint)
+    else:
+        run_sft(cfg)
     return 0
 
 
