@@ -184,7 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "command", None) == "finetune" and args.finetune_command == "run":
+        args.overrides = [*args.overrides, *extra]  # key=value overrides may follow --flags
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result: int = args.func(args)
     except KeyboardInterrupt:

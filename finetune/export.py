@@ -70,6 +70,7 @@ def export_model(
     """Build and register ``name`` from an adapter; returns the written manifest."""
     registry.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=registry))
+    staging.chmod(0o755)
     try:
         base = describe_base(base_spec)
         copy_adapter(adapter_dir, staging / "adapter", base.name)

@@ -215,7 +215,11 @@ def finalize_checkpoint(cfg: RunConfig, step: int) -> dict[str, Any]:
         disable_tqdm=True,
     )
     trainer = SFTTrainer(
-        model=model, args=args, eval_dataset=Dataset.from_list(val_rows), processing_class=tokenizer
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(val_rows[:1]),  # trl requires one
+        eval_dataset=Dataset.from_list(val_rows),
+        processing_class=tokenizer,
     )
     after = trainer.evaluate()["eval_loss"]
     adapter_dir = out_dir / "adapter"

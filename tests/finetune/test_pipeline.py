@@ -126,3 +126,15 @@ def test_failed_export_leaves_registry_as_it_was(trained, tmp_path, monkeypatch)
         export_model(broken, "tiny", base_spec=cfg.base, registry=registry)
     assert (registry / "tiny" / "manifest.json").read_text() == '{"sentinel": true}'
     assert [p.name for p in registry.iterdir()] == ["tiny"]
+
+
+def test_adopting_an_earlier_checkpoint_writes_an_honest_summary(trained):
+    from finetune.sft import finalize_checkpoint
+
+    cfg, _, _, root = trained
+    summary = finalize_checkpoint(cfg, 1)
+    assert summary["steps"] == 1 and summary["planned_steps"] == 2
+    assert summary["examples_seen"] == cfg.sft.batch_size * cfg.sft.grad_accum
+    assert "checkpoint-1 of 2" in summary["stopped_early"]
+    assert summary["eval_loss_after"] > 0
+    assert (root / "run" / "adapter" / "adapter_model.safetensors").exists()
