@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import sys
 import threading
 import time
 from collections import deque
@@ -99,6 +100,10 @@ class DecisionService:
         self._threads.append(
             threading.Thread(target=self._watch_deadlines, name="daydream-deadlines", daemon=True)
         )
+        # A worker holding the GIL for the default 5 ms switch interval shows up as frame stalls
+        # in the game's thread; 1 ms keeps submit() and poll() from waiting behind sampling.
+        if sys.getswitchinterval() > 0.001:
+            sys.setswitchinterval(0.001)
         for thread in self._threads:
             thread.start()
 

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,24 @@ class LlamaCppBackend:
         self.path = Path(path)
         if not self.path.is_file():
             raise LlamaCppError(f"{self.path}: GGUF file not found")
+        # llama.cpp's OpenMP thread team belongs to the OS thread that calls it; calling from
+        # another thread leaves the first team spinning and halves speed on a 2-core machine.
+        # So every llama.cpp call of this backend runs on one dedicated thread.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
+        self._executor.submit(
+            self._setup, model_id, max_batch, n_ctx_per_seq, n_threads, grammar, kv_unified, verbose
+        ).result()
+
+    def _setup(
+        self,
+        model_id: str | None,
+        max_batch: int,
+        n_ctx_per_seq: int,
+        n_threads: int | None,
+        grammar: bool,
+        kv_unified: bool,
+        verbose: bool,
+    ) -> None:
         self.model_id = model_id or self.path.stem
         self.max_batch = max_batch
         self.n_ctx_per_seq = n_ctx_per_seq
@@ -299,8 +318,9 @@ class LlamaCppBackend:
         """Decode all requests together, ``max_batch`` at a time."""
         out: list[RawDecision] = []
         for start in range(0, len(requests), self.max_batch):
+            chunk = requests[start : start + self.max_batch]
             with self._lock:
-                out.extend(self._generate_batch(requests[start : start + self.max_batch]))
+                out.extend(self._executor.submit(self._generate_batch, chunk).result())
         return out
 
     def _generate_batch(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
@@ -390,6 +410,9 @@ class LlamaCppBackend:
         """
         if len(prompt_lens) > self.max_batch:
             raise ValueError("decode_floor takes at most max_batch sequences")
+        return self._executor.submit(self._decode_floor, prompt_lens, output_lens).result()
+
+    def _decode_floor(self, prompt_lens: Sequence[int], output_lens: Sequence[int]) -> float:
         n_prefix = len(self._prefix)
         with self._lock:
             started = time.perf_counter()
@@ -422,6 +445,12 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         """Free the llama.cpp context, model and samplers."""
+        executor = getattr(self, "_executor", None)
+        if executor is not None and getattr(self, "_ctx", None):
+            executor.submit(self._free).result()
+            executor.shutdown(wait=False)
+
+    def _free(self) -> None:
         if getattr(self, "_ctx", None):
             for sampler in self._grammars:
                 llama_cpp.llama_sampler_free(sampler)
