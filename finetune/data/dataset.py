@@ -1,0 +1,143 @@
+"""Datasets on disk: messages JSONL for training, sharegpt JSON for LLaMA-Factory, splits.
+
+    python -m finetune.data.dataset --n 3000 --seed 1 --out data/gen1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from characters import Case, CaseError, Motivation, build_seed_record, load_case
+from engine.atomic import write_text_atomic
+from engine.prompt import SYSTEM_MESSAGE, build_training_messages
+from finetune.data.generator import Example, generate_examples
+
+SPLITS = ("train", "val", "test")
+
+
+class DatasetError(ValueError):
+    """A dataset file that cannot be read; the message names the file and the record."""
+
+
+def split_of(example_id: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> str:
+    """Deterministic split by a hash of the id (stable when examples are added or reordered)."""
+    bucket = int(hashlib.sha256(example_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if bucket < fractions[0]:
+        return "train"
+    if bucket < fractions[0] + fractions[1]:
+        return "val"
+    return "test"
+
+
+def split_examples(examples: Iterable[Example]) -> dict[str, list[Example]]:
+    """Examples by split name."""
+    out: dict[str, list[Example]] = {name: [] for name in SPLITS}
+    for ex in examples:
+        out[split_of(ex.id)].append(ex)
+    return out
+
+
+def build_messages_record(ex: Example) -> dict[str, Any]:
+    """The training record: chat messages from the shared prompt builder, plus provenance."""
+    return {
+        "id": ex.id,
+        "messages": build_training_messages(ex.profile, ex.situation, ex.motivation),
+        "profile": ex.profile.model_dump(mode="json", exclude_defaults=True),
+        "situation": ex.situation.model_dump(mode="json", exclude_defaults=True),
+        "meta": ex.meta,
+    }
+
+
+def case_from_record(record: dict[str, Any]) -> tuple[Case, Motivation]:
+    """The case and reference answer stored in a messages record."""
+    case = load_case({"id": record.get("id"), "profile": record["profile"], "situation": record["situation"]})
+    return case, Motivation.model_validate_json(record["messages"][-1]["content"])
+
+
+def build_sharegpt_record(ex: Example) -> dict[str, Any]:
+    """The seed's sharegpt shape: JSON user turn with seed keys, JSON assistant turn."""
+    return {
+        "id": ex.id,
+        "system": SYSTEM_MESSAGE,
+        "conversations": [
+            {"from": "human", "value": json.dumps(build_seed_record(ex.profile, ex.situation), ensure_ascii=False)},
+            {"from": "gpt", "value": ex.motivation.model_dump_json()},
+        ],
+    }
+
+
+def save_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """Write records as JSONL atomically."""
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def load_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file; a bad line raises DatasetError naming the file and line."""
+    rows = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"{path}:{number}: invalid JSON ({err.msg})") from None
+    return rows
+
+
+def save_dataset(examples: list[Example], out_dir: Path) -> dict[str, int]:
+    """Write ``{split}.jsonl`` (messages) and ``{split}.sharegpt.json`` for each split."""
+    counts = {}
+    for name, items in split_examples(examples).items():
+        save_jsonl(out_dir / f"{name}.jsonl", (build_messages_record(ex) for ex in items))
+        sharegpt = [build_sharegpt_record(ex) for ex in items]
+        write_text_atomic(out_dir / f"{name}.sharegpt.json", json.dumps(sharegpt, ensure_ascii=False, indent=1))
+        counts[name] = len(items)
+    return counts
+
+
+def load_sharegpt(path: Path) -> list[tuple[Case, Motivation]]:
+    """Import a sharegpt file in the seed's format (JSON user turn with seed keys)."""
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: expected a list of conversations")
+    pairs = []
+    for index, record in enumerate(data):
+        where = f"{path}: record #{index + 1}"
+        turns = record.get("conversations") if isinstance(record, dict) else None
+        if not isinstance(turns, list):
+            raise DatasetError(f"{where}: missing 'conversations' list")
+        human = next((t.get("value") for t in turns if t.get("from") in ("human", "user")), None)
+        gpt = next((t.get("value") for t in turns if t.get("from") in ("gpt", "assistant")), None)
+        if not isinstance(human, str) or not isinstance(gpt, str):
+            raise DatasetError(f"{where}: needs a human turn and a gpt turn")
+        try:
+            case = load_case(json.loads(human))
+            motivation = Motivation.model_validate_json(gpt)
+        except (json.JSONDecodeError, CaseError, ValueError) as err:
+            raise DatasetError(f"{where}: {err}") from None
+        pairs.append((case, motivation))
+    return pairs
+
+
+def main() -> None:
+    """Generate a dataset and write its splits."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    counts = save_dataset(generate_examples(args.n, args.seed), args.out)
+    print(f"wrote {args.out}: {counts}")
+
+
+if __name__ == "__main__":
+    main()
