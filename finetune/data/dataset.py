@@ -1,6 +1,6 @@
 """Datasets on disk: messages JSONL for training, sharegpt JSON for LLaMA-Factory, splits.
 
-    python -m finetune.data.dataset --n 3000 --seed 1 --out data/gen1
+python -m finetune.data.dataset --n 3000 --seed 1 --out data/gen1
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ def build_sharegpt_record(ex: Example) -> dict[str, Any]:
         "id": ex.id,
         "system": SYSTEM_MESSAGE,
         "conversations": [
-            {"from": "human", "value": json.dumps(build_seed_record(ex.profile, ex.situation), ensure_ascii=False)},
+            {
+                "from": "human",
+                "value": json.dumps(build_seed_record(ex.profile, ex.situation), ensure_ascii=False),
+            },
             {"from": "gpt", "value": ex.motivation.model_dump_json()},
         ],
     }
@@ -94,7 +97,9 @@ def save_dataset(examples: list[Example], out_dir: Path) -> dict[str, int]:
     for name, items in split_examples(examples).items():
         save_jsonl(out_dir / f"{name}.jsonl", (build_messages_record(ex) for ex in items))
         sharegpt = [build_sharegpt_record(ex) for ex in items]
-        write_text_atomic(out_dir / f"{name}.sharegpt.json", json.dumps(sharegpt, ensure_ascii=False, indent=1))
+        write_text_atomic(
+            out_dir / f"{name}.sharegpt.json", json.dumps(sharegpt, ensure_ascii=False, indent=1)
+        )
         counts[name] = len(items)
     return counts
 

@@ -42,26 +42,41 @@ YOUTH_OCCUPATIONS: list[Occupation] = [
 ]
 
 _DUTY_WHYS = [
-    "because the work will not do itself", "since people are counting on {obj}",
-    "as {subj} does every day", "to keep things running", "because that is {pos} job",
+    "because the work will not do itself",
+    "since people are counting on {obj}",
+    "as {subj} does every day",
+    "to keep things running",
+    "because that is {pos} job",
     "so nobody can say {subj} slacked off",
 ]
 _SOCIAL_ACTS = [
-    "asks {other} for advice", "tells {other} what is going on", "spends some time with {other}",
-    "goes to find {other}", "sends a message to {other}", "shares the news with {other}",
+    "asks {other} for advice",
+    "tells {other} what is going on",
+    "spends some time with {other}",
+    "goes to find {other}",
+    "sends a message to {other}",
+    "shares the news with {other}",
 ]
 _SOCIAL_WHYS = [
-    "because {other} always knows what to do", "as {other} deserves to know", "to feel less alone in all this",
-    "since {subj} trusts {other} more than anyone", "to let {other} know {subj} is all right",
+    "because {other} always knows what to do",
+    "as {other} deserves to know",
+    "to feel less alone in all this",
+    "since {subj} trusts {other} more than anyone",
+    "to let {other} know {subj} is all right",
     "because {other} would want to hear it first",
 ]
 _CAUTION_ACTS = [
-    "waits to see how things develop", "gathers more information before acting",
-    "stays out of sight and watches", "thinks it over carefully", "makes a list of options",
+    "waits to see how things develop",
+    "gathers more information before acting",
+    "stays out of sight and watches",
+    "thinks it over carefully",
+    "makes a list of options",
 ]
 _CAUTION_WHYS = [
-    "before doing anything rash", "because acting blindly could make it worse",
-    "since {subj} prefers to be sure", "to avoid a costly mistake",
+    "before doing anything rash",
+    "because acting blindly could make it worse",
+    "since {subj} prefers to be sure",
+    "to avoid a costly mistake",
 ]
 _TENTATIVE = ["might", "could", "may"]
 _DECIDES = ["decides to", "chooses to", "plans to", "resolves to"]
@@ -164,8 +179,7 @@ class Generator:
         if rng.random() < 0.3:
             situation_parts.append(f"{other}, {pron['pos']} {rel}, is nearby.")
         description = (
-            f"{GENDER_WORDS[gender]}, {age}, {title} in {setting}. "
-            f"{_cap(', '.join(traits))}, {quirk}."
+            f"{GENDER_WORDS[gender]}, {age}, {title} in {setting}. {_cap(', '.join(traits))}, {quirk}."
         )
         background = f(rng.choice(concern["text"]))
         if rng.random() < 0.4:

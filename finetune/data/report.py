@@ -1,6 +1,6 @@
 """A diversity report of a generated dataset: histograms, distinct-n, most frequent phrases.
 
-    python -m finetune.data.report --n 3000 --seed 1 --out runs/data-report
+python -m finetune.data.report --n 3000 --seed 1 --out runs/data-report
 """
 
 from __future__ import annotations
