@@ -224,7 +224,7 @@ def finalize_checkpoint(cfg: RunConfig, step: int) -> dict[str, Any]:
     after = trainer.evaluate()["eval_loss"]
     adapter_dir = out_dir / "adapter"
     shutil.rmtree(adapter_dir, ignore_errors=True)
-    model.save_pretrained(adapter_dir)
+    model.save_pretrained(str(adapter_dir))
     losses = [h["loss"] for h in state["log_history"] if "loss" in h]
     log_rows = [json.loads(line) for line in (out_dir / "train_log.jsonl").read_text("utf-8").splitlines()]
     times = [r["time"] for r in log_rows if r.get("step", 0) <= step]

@@ -156,7 +156,6 @@ class LlamaCppBackend:
         self._candidates = np.zeros(self.n_vocab, dtype=_TOKEN_DATA)
         self._candidates["id"] = np.arange(self.n_vocab, dtype=np.int32)
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
-        self._lock = threading.Lock()
         self._prefix = self._shared_prefix()
         self._decode_prefix()
 
@@ -319,8 +318,7 @@ class LlamaCppBackend:
         out: list[RawDecision] = []
         for start in range(0, len(requests), self.max_batch):
             chunk = requests[start : start + self.max_batch]
-            with self._lock:
-                out.extend(self._executor.submit(self._generate_batch, chunk).result())
+            out.extend(self._executor.submit(self._generate_batch, chunk).result())
         return out
 
     def _generate_batch(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
@@ -414,34 +412,33 @@ class LlamaCppBackend:
 
     def _decode_floor(self, prompt_lens: Sequence[int], output_lens: Sequence[int]) -> float:
         n_prefix = len(self._prefix)
-        with self._lock:
-            started = time.perf_counter()
-            slots = []
-            for i, n in enumerate(prompt_lens):
-                seq = i + 1
-                llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
-                llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
-                slots.append([seq, n_prefix, n - n_prefix])
-            queue = [(seq, j == rest - 1) for seq, _, rest in slots for j in range(rest)]
-            pos = {seq: p for seq, p, _ in slots}
-            for start in range(0, len(queue), self._n_batch):
-                self._batch.n_tokens = 0
-                for seq, last in queue[start : start + self._n_batch]:
-                    self._add(100, pos[seq], seq, last)
+        started = time.perf_counter()
+        slots = []
+        for i, n in enumerate(prompt_lens):
+            seq = i + 1
+            llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, 0, seq, -1, -1)
+            slots.append([seq, n_prefix, n - n_prefix])
+        queue = [(seq, j == rest - 1) for seq, _, rest in slots for j in range(rest)]
+        pos = {seq: p for seq, p, _ in slots}
+        for start in range(0, len(queue), self._n_batch):
+            self._batch.n_tokens = 0
+            for seq, last in queue[start : start + self._n_batch]:
+                self._add(100, pos[seq], seq, last)
+                pos[seq] += 1
+            self._decode()
+        remaining = {seq: out for (seq, _, _), out in zip(slots, output_lens, strict=True)}
+        while any(v > 1 for v in remaining.values()):
+            self._batch.n_tokens = 0
+            for seq, left in remaining.items():
+                if left > 1:
+                    self._add(100, pos[seq], seq, True)
                     pos[seq] += 1
-                self._decode()
-            remaining = {seq: out for (seq, _, _), out in zip(slots, output_lens, strict=True)}
-            while any(v > 1 for v in remaining.values()):
-                self._batch.n_tokens = 0
-                for seq, left in remaining.items():
-                    if left > 1:
-                        self._add(100, pos[seq], seq, True)
-                        pos[seq] += 1
-                        remaining[seq] = left - 1
-                self._decode()
-            for seq, _, _ in slots:
-                llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
-            return time.perf_counter() - started
+                    remaining[seq] = left - 1
+            self._decode()
+        for seq, _, _ in slots:
+            llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
+        return time.perf_counter() - started
 
     def close(self) -> None:
         """Free the llama.cpp context, model and samplers."""

@@ -60,7 +60,7 @@ def run_simulate(
         deadline = time.monotonic() + 30
         while sim.pending and time.monotonic() < deadline and not lockstep:
             time.sleep(0.05)
-            sim._collect_decisions()
+            sim.collect_decisions()
         stats = service.stats()
     elapsed = time.perf_counter() - started
     if log:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +117,7 @@ class Simulation:
             for agent in self._ordered():
                 agent.decay(dt)
             self._finish_actions()
-            self._collect_decisions()
+            self.collect_decisions()
             self._request_decisions()
 
     def _ordered(self) -> list[Agent]:
@@ -153,7 +152,8 @@ class Simulation:
             self.interrupted.discard(agent.name)
             agent.status = "thinking"
 
-    def _collect_decisions(self) -> None:
+    def collect_decisions(self) -> None:
+        """Apply decisions that are due and ready (in lockstep, wait for due ones)."""
         for agent in self._ordered():
             pending = self.pending.get(agent.name)
             if pending is None or self.clock < pending.due:
@@ -350,14 +350,3 @@ def _rng_to_json(state: tuple[Any, ...]) -> list[Any]:
 
 def _rng_from_json(data: list[Any]) -> tuple[Any, ...]:
     return (data[0], tuple(data[1]), data[2])
-
-
-def run_for(sim: Simulation, minutes: int, *, speed: float | None = None, sleep: Any = time.sleep) -> None:
-    """Run ``minutes`` of sim time; ``speed`` is sim-minutes per real second (None = as fast as possible)."""
-    done = 0
-    while done < minutes:
-        chunk = min(sim.tick_minutes, minutes - done)
-        sim.step(chunk)
-        done += chunk
-        if speed:
-            sleep(chunk / speed)
