@@ -70,6 +70,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             from finetune.run import main as run_main
 
             return run_main([args.config, *args.overrides, *(["--skip-train"] if args.skip_train else [])])
+        if args.finetune_command == "data":
+            from finetune.data.dataset import main as data_main
+
+            return data_main(args.data_args)
         from finetune.evaluate import main as eval_main
 
         return eval_main(args.eval_args)
@@ -175,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("config", help="run config YAML, e.g. finetune/configs/default.yaml")
     pr.add_argument("overrides", nargs="*", help="section.key=value overrides")
     pr.add_argument("--skip-train", action="store_true", help="reuse the adapter already in output_dir")
+    pd = fsub.add_parser("data", help="generate a dataset; --teacher URL distills from a chat endpoint")
+    pd.add_argument("data_args", nargs=argparse.REMAINDER)
     pe = fsub.add_parser("eval", help="evaluate models side by side (see --help of finetune.evaluate)")
     pe.add_argument("eval_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_finetune)
@@ -183,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] in (["finetune", "data"], ["finetune", "eval"]):  # their own parsers own every flag
+        key = "data_args" if argv[1] == "data" else "eval_args"
+        return _cmd_finetune(argparse.Namespace(finetune_command=argv[1], **{key: argv[2:]}))
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and getattr(args, "command", None) == "finetune" and args.finetune_command == "run":

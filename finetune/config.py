@@ -9,6 +9,22 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
+class TeacherSettings(BaseModel):
+    """An OpenAI-compatible chat endpoint that writes or rewrites reference motivations."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(description="server root, /v1 base, or full /v1/chat/completions URL")
+    model: str = "teacher"
+    mode: Literal["write", "rewrite"] = "rewrite"
+    api_key_env: str | None = "OPENAI_API_KEY"  # the key is read from this variable, never from a file
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: int = Field(default=400, ge=64)
+    timeout_s: float = Field(default=60.0, gt=0)
+    attempts: int = Field(default=2, ge=1)  # per example; a failed answer keeps the generator's reference
+    workers: int = Field(default=4, ge=1)
+    json_schema: bool = True  # send response_format=json_schema (llama.cpp server, vLLM, OpenAI)
+
+
 class DataConfig(BaseModel):
     """Generated data: how many examples, from which seed, written where."""
 
@@ -17,6 +33,7 @@ class DataConfig(BaseModel):
     seed: int = 1
     out_dir: str = "data/default"
     extra_sharegpt: list[str] = Field(default_factory=list, description="seed-format files to add to train")
+    teacher: TeacherSettings | None = None
 
 
 class SFTSettings(BaseModel):
@@ -99,7 +116,9 @@ def _set_path(data: dict[str, Any], dotted: str, raw: str) -> None:
     keys = dotted.split(".")
     node = data
     for key in keys[:-1]:
-        node = node.setdefault(key, {})
+        if node.get(key) is None:  # `teacher: null` in the YAML becomes a section on override
+            node[key] = {}
+        node = node[key]
         if not isinstance(node, dict):
             raise ConfigError(f"override {dotted}: {key} is not a section")
     node[keys[-1]] = yaml.safe_load(raw)

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import RunConfig, load_config
-from finetune.data.dataset import save_dataset, split_examples
-from finetune.data.generator import generate_examples
+from finetune.data.dataset import build_dataset
 
 
 def _stage(name: str) -> None:
@@ -30,8 +29,9 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
     started = time.time()
 
     _stage("data")
-    examples = generate_examples(cfg.data.n, cfg.data.seed)
-    summary["data"] = save_dataset(examples, Path(cfg.data.out_dir))
+    splits, built = build_dataset(cfg.data, log=lambda line: print(line, file=sys.stderr))
+    summary["data"] = built["splits"]
+    summary.update({f"data_{k}": v for k, v in built.items() if k != "splits"})
     print(f"data: {summary['data']} in {cfg.data.out_dir}", file=sys.stderr)
 
     _stage("sft")
@@ -45,7 +45,7 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
         _stage("dpo")
         from finetune.dpo import run_dpo
 
-        summary["dpo"] = run_dpo(cfg, adapter, split_examples(examples)["train"])
+        summary["dpo"] = run_dpo(cfg, adapter, splits["train"])
         adapter = Path(summary["dpo"]["adapter_dir"])
 
     if cfg.export.register_as:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from characters import Case, CaseError, Motivation, build_seed_record, load_case
 from engine.atomic import write_text_atomic
 from engine.prompt import SYSTEM_MESSAGE, build_training_messages
+from finetune.config import DataConfig
 from finetune.data.generator import Example, generate_examples
 
 SPLITS = ("train", "val", "test")
@@ -91,10 +93,18 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def save_dataset(examples: list[Example], out_dir: Path) -> dict[str, int]:
-    """Write ``{split}.jsonl`` (messages) and ``{split}.sharegpt.json`` for each split."""
+def save_dataset(
+    examples: list[Example], out_dir: Path, extra_train: Sequence[Example] = ()
+) -> dict[str, int]:
+    """Write ``{split}.jsonl`` (messages) and ``{split}.sharegpt.json`` for each split.
+
+    ``extra_train`` (imported sharegpt examples) all go to train: they are someone else's data, and
+    evaluating on it would not measure what the generator's split measures.
+    """
     counts = {}
-    for name, items in split_examples(examples).items():
+    splits = split_examples(examples)
+    splits["train"] = splits["train"] + list(extra_train)
+    for name, items in splits.items():
         save_jsonl(out_dir / f"{name}.jsonl", (build_messages_record(ex) for ex in items))
         sharegpt = [build_sharegpt_record(ex) for ex in items]
         write_text_atomic(
@@ -131,18 +141,88 @@ def load_sharegpt(path: Path) -> list[tuple[Case, Motivation]]:
     return pairs
 
 
-def main() -> None:
+def build_imported_examples(path: Path) -> list[Example]:
+    """Examples from a seed-format sharegpt file, with ids that name the file."""
+    return [
+        Example(id=f"import:{path.name}:{i}", profile=case.profile, situation=case.situation, motivation=mot,
+                meta={"source": str(path)})
+        for i, (case, mot) in enumerate(load_sharegpt(path))
+    ]  # fmt: skip
+
+
+def build_dataset(
+    cfg: DataConfig, log: Callable[[str], None] = print
+) -> tuple[dict[str, list[Example]], dict[str, Any]]:
+    """Generate (and optionally distill) the examples, import extra files, write every split.
+
+    Returns the examples by split (imports are in train) and a summary of what was written.
+    """
+    examples = generate_examples(cfg.n, cfg.seed)
+    summary: dict[str, Any] = {}
+    out_dir = Path(cfg.out_dir)
+    if cfg.teacher is not None:
+        from finetune.data.teacher import distill
+
+        def _progress(done: int, total: int) -> None:
+            if done % 50 == 0 or done == total:
+                log(f"teacher: {done}/{total}")
+
+        examples, report = distill(
+            examples, cfg.teacher, cache_path=out_dir / "teacher_cache.jsonl", progress=_progress
+        )
+        summary["teacher"] = report.as_dict()
+        log(f"teacher: {summary['teacher']}")
+    extra = [ex for path in cfg.extra_sharegpt for ex in build_imported_examples(Path(path))]
+    summary["splits"] = save_dataset(examples, out_dir, extra_train=extra)
+    if extra:
+        summary["imported"] = len(extra)
+    splits = split_examples(examples)
+    splits["train"] += extra
+    return splits, summary
+
+
+def main(argv: list[str] | None = None) -> int:
     """Generate a dataset and write its splits."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__)
+    from finetune.config import TeacherSettings
+    from finetune.data.teacher import TeacherError
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    counts = save_dataset(generate_examples(args.n, args.seed), args.out)
-    print(f"wrote {args.out}: {counts}")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="SHAREGPT",
+                        help="a seed-format sharegpt file to add to train (repeatable)")  # fmt: skip
+    teacher = parser.add_argument_group("teacher distillation (any OpenAI-compatible chat endpoint)")
+    teacher.add_argument("--teacher", metavar="URL", help="e.g. http://127.0.0.1:8080 or https://api.../v1")
+    teacher.add_argument("--teacher-model", default="teacher")
+    teacher.add_argument("--teacher-mode", choices=["write", "rewrite"], default="rewrite")
+    teacher.add_argument(
+        "--teacher-key-env", default="OPENAI_API_KEY", help="environment variable with the key"
+    )
+    teacher.add_argument("--teacher-workers", type=int, default=4)
+    teacher.add_argument("--no-json-schema", action="store_true", help="do not send response_format")
+    args = parser.parse_args(argv)
+    settings = None
+    if args.teacher:
+        settings = TeacherSettings(
+            url=args.teacher, model=args.teacher_model, mode=args.teacher_mode, api_key_env=args.teacher_key_env,
+            workers=args.teacher_workers, json_schema=not args.no_json_schema,
+        )  # fmt: skip
+    cfg = DataConfig(
+        n=args.n, seed=args.seed, out_dir=str(args.out), extra_sharegpt=args.imports, teacher=settings
+    )
+    try:
+        _, summary = build_dataset(cfg, log=lambda line: print(line, file=sys.stderr))
+    except (TeacherError, DatasetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {json.dumps(summary)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
