@@ -186,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     for label, use in (("grammar", True), ("no grammar", False)):
         backend.use_grammar = use
         start, toks = time.perf_counter(), 0
-        for r in g_reqs:
-            toks += backend.generate([r])[0].output_tokens
+        for req in g_reqs:
+            toks += backend.generate([req])[0].output_tokens
         timings[label] = (time.perf_counter() - start) / max(toks, 1) * 1000
     backend.use_grammar = True
     out["grammar"] = {"ms_per_token_grammar": timings["grammar"], "ms_per_token_free": timings["no grammar"],

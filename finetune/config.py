@@ -68,6 +68,11 @@ class DPOSettings(BaseModel):
     enabled: bool = False
     beta: float = 0.1
     pairs: int = 400
+    rejected_model: str | None = Field(
+        default=None,
+        description="a model (registry name or GGUF) whose own weak answers become rejected sides (on-policy)",
+    )
+    rejected_threshold: float = Field(default=0.75, ge=0, le=1, description="distinctness below this is weak")
     epochs: float = 1.0
     max_steps: int = -1
     batch_size: int = 4
@@ -89,6 +94,9 @@ class EvalSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
     test_samples: int = 60
     cases: list[str] = Field(default_factory=list)
+    case_samples: int = Field(
+        default=3, ge=1, description="samples per case-file case, each with its own seed"
+    )
     compare_base: bool = True
 
 

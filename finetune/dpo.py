@@ -21,6 +21,50 @@ from finetune.data.generator import Example
 from finetune.data.preferences import build_preference_pairs
 
 
+def find_weak_answers(
+    model: str, examples: list[Example], threshold: float, seed: int = 0
+) -> tuple[dict[str, str], dict[str, int]]:
+    """A model's own answers that fall short: invalid, duplicated, not distinct enough, or naming
+    people the prompt never mentions. These make on-policy rejected sides for DPO: they are the
+    mistakes this model actually makes, not ones it has already unlearned."""
+    from engine.models import load_backend
+    from engine.prompt import build_user_message
+    from engine.request import DecisionRequest, Sampling
+    from engine.validation import InvalidOutput, parse_motivation
+    from finetune.evaluate import distinctness, invented_names
+
+    backend = load_backend(model)
+    weak: dict[str, str] = {}
+    reasons: dict[str, int] = {}
+    batch = 16
+    for start in range(0, len(examples), batch):
+        chunk = examples[start : start + batch]
+        requests = [
+            DecisionRequest(ex.profile, ex.situation, Sampling(temperature=0.7, seed=seed + start + i, max_new_tokens=256))
+            for i, ex in enumerate(chunk)
+        ]  # fmt: skip
+        for ex, raw in zip(chunk, backend.generate(requests), strict=True):
+            try:
+                purposes = parse_motivation(raw.text).purposes()
+            except InvalidOutput as err:
+                reason = err.stage
+            else:
+                if invented_names(purposes, build_user_message(ex.profile, ex.situation)):
+                    reason = "invented_name"
+                elif distinctness(purposes, ex.profile.name) < threshold:
+                    reason = "not_distinct"
+                else:
+                    continue
+            weak[ex.id] = raw.text
+            reasons[reason] = reasons.get(reason, 0) + 1
+        print(
+            f"dpo: {model} answered {start + len(chunk)}/{len(examples)}; weak so far {reasons}",
+            file=sys.stderr,
+        )
+    getattr(backend, "close", lambda: None)()
+    return weak, reasons
+
+
 def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) -> dict[str, Any]:
     """Continue the SFT adapter with DPO; returns a summary with the new adapter's path."""
     import copy
@@ -34,7 +78,19 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
 
     out_dir = Path(cfg.output_dir) / "dpo"
     out_dir.mkdir(parents=True, exist_ok=True)
-    pairs = build_preference_pairs(train_examples, cfg.dpo.pairs, seed=cfg.seed)
+    weak: dict[str, str] = {}
+    weak_reasons: dict[str, int] = {}
+    if cfg.dpo.rejected_model:
+        import random
+
+        candidates = list(train_examples)
+        random.Random(cfg.seed).shuffle(candidates)  # the same order build_preference_pairs draws
+        weak, weak_reasons = find_weak_answers(
+            cfg.dpo.rejected_model, candidates[: cfg.dpo.pairs], cfg.dpo.rejected_threshold, seed=cfg.seed
+        )
+    pairs = build_preference_pairs(
+        train_examples, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output"
+    )
     save_jsonl(out_dir / "pairs.jsonl", pairs)
     kinds: dict[str, int] = {}
     for pair in pairs:
@@ -78,6 +134,7 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
     summary = {
         "pairs": len(pairs),
         "pair_kinds": kinds,
+        "weak_own_answers": weak_reasons,
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "reward_accuracy_last": history[-1].get("rewards/accuracies") if history else None,

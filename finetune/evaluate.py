@@ -17,12 +17,14 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from characters import Case, Motivation, load_case, normalize_purpose
 from engine.backends.base import Backend
+from engine.prompt import build_user_message
 from engine.request import DecisionRequest, Sampling
 from engine.stats import percentile
 from engine.validation import InvalidOutput, parse_motivation
@@ -135,9 +137,32 @@ def names_character(purpose: str, name: str) -> bool:
     return bool(words & name_tokens(name))
 
 
-def distinctness(purposes: tuple[str, str, str]) -> float:
-    """1 - mean pairwise Jaccard overlap of content words (1 = entirely different)."""
-    sets = [content_words(p) for p in purposes]
+_CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b")
+_NOT_NAMES = {
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
+    "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
+}  # fmt: skip
+
+
+def invented_names(purposes: Sequence[str], prompt_text: str) -> set[str]:
+    """Capitalized words mid-sentence that the prompt never mentions: usually people the model made up."""
+    known = {w.lower() for w in _WORD.findall(prompt_text.lower())}
+    found = set()
+    for purpose in purposes:
+        for word in _CAPITALIZED.findall(purpose):
+            if word.lower() not in known and word.lower() not in _NOT_NAMES:
+                found.add(word)
+    return found
+
+
+def distinctness(purposes: tuple[str, str, str], name: str = "") -> float:
+    """1 - mean pairwise Jaccard overlap of content words (1 = entirely different).
+
+    The character's name is left out: every purpose must name the character, and counting that
+    shared name as overlap would score a grounded answer as less distinct than an ungrounded one.
+    """
+    drop = name_tokens(name) if name else set()
+    sets = [content_words(p) - drop for p in purposes]
     overlaps = []
     for i in range(3):
         for j in range(i + 1, 3):
@@ -249,7 +274,9 @@ def score_results(
     named = [names_character(p, r.name) for r in parsed for p in (r.purposes or ())]
     contexts = {c.id: f"{c.situation.context} {c.profile.background}" for c, _ in cases}
     rel = [relevance.score(contexts.get(r.case_id, ""), r.purposes) for r in parsed if r.purposes]
-    dist = [distinctness(r.purposes) for r in parsed if r.purposes]
+    dist = [distinctness(r.purposes, r.name) for r in parsed if r.purposes]
+    prompts = {c.id: build_user_message(c.profile, c.situation) for c, _ in cases}
+    invented = [bool(invented_names(r.purposes, prompts.get(r.case_id, ""))) for r in parsed if r.purposes]
     summary = {
         "cases": n,
         "json_valid": sum(r.stage not in ("json", "backend") for r in results) / n,
@@ -259,6 +286,7 @@ def score_results(
         "name_grounding": sum(named) / max(len(named), 1),
         "distinctness": statistics.fmean(dist) if dist else 0.0,
         "relevance": statistics.fmean(rel) if rel else 0.0,
+        "invented_names": statistics.fmean(invented) if invented else 0.0,
         "latency_ms_p50": percentile([r.latency_ms for r in results], 50),
         "output_tokens_mean": statistics.fmean(r.output_tokens for r in results) if results else 0.0,
     }
@@ -279,7 +307,7 @@ def score_results(
 
 REPORT_METRICS = (
     "json_valid", "schema_valid", "valid_first_try", "duplicate_rate", "name_grounding",
-    "distinctness", "relevance", "rougeL", "bleu", "latency_ms_p50", "output_tokens_mean",
+    "distinctness", "relevance", "invented_names", "rougeL", "bleu", "latency_ms_p50", "output_tokens_mean",
 )  # fmt: skip
 
 
@@ -373,8 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-samples", type=int, default=60)
     parser.add_argument("--out", type=Path, default=Path("runs/eval"))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--case-samples", type=int, default=3, help="samples per case file case (different seeds)"
+    )
     args = parser.parse_args(argv)
-    case_sets = {Path(c).stem: load_eval_cases(Path(c)) for c in args.cases}
+    case_sets = {Path(c).stem: load_eval_cases(Path(c)) * args.case_samples for c in args.cases}
     if args.test:
         case_sets["test_split"] = load_eval_cases(Path(args.test), args.test_samples)
     if not case_sets:

@@ -78,7 +78,7 @@ def evaluate_registered(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     case_sets = {"test_split": load_eval_cases(Path(cfg.data.out_dir) / "test.jsonl", cfg.eval.test_samples)}
     for path in cfg.eval.cases:
         if Path(path).exists():
-            case_sets[Path(path).stem] = load_eval_cases(Path(path))
+            case_sets[Path(path).stem] = load_eval_cases(Path(path)) * cfg.eval.case_samples
         else:
             print(f"evaluate: {path} not found; skipped", file=sys.stderr)
     models = {cfg.export.register_as: load_backend(cfg.export.register_as)}

@@ -57,8 +57,13 @@ def build_preference_pairs(
     n: int,
     seed: int = 0,
     base_outputs: dict[str, str] | None = None,
+    model_kind: str = "base_model",
 ) -> list[dict[str, Any]]:
-    """``n`` conversational DPO records {prompt, chosen, rejected}; base outputs used when given."""
+    """``n`` conversational DPO records {prompt, chosen, rejected}.
+
+    Where ``base_outputs`` holds a model's own (weak) answer for an example, that answer is the
+    rejected side, labelled ``model_kind``; the rest get a degradation.
+    """
     rng = random.Random(seed)
     chosen_pool = list(examples)
     rng.shuffle(chosen_pool)
@@ -66,7 +71,7 @@ def build_preference_pairs(
     for i, example in enumerate(chosen_pool[:n]):
         chosen = example.motivation.model_dump_json()
         if base_outputs and example.id in base_outputs and base_outputs[example.id] != chosen:
-            rejected, kind = base_outputs[example.id], "base_model"
+            rejected, kind = base_outputs[example.id], model_kind
         else:
             kind = DEGRADATIONS[i % len(DEGRADATIONS)]
             rejected = degrade(example, kind, chosen_pool, rng)

@@ -140,3 +140,31 @@ def test_dpo_pairs_reject_each_degradation():
     base_outputs = {examples[0].id: '{"purpose_a":"x","purpose_b":"x","purpose_c":"x"}'}
     with_base = build_preference_pairs(examples[:1], 1, seed=1, base_outputs=base_outputs)
     assert with_base[0]["kind"] == "base_model"
+
+
+def test_weak_own_answers_become_on_policy_rejections(monkeypatch):
+    import engine.models
+    from finetune.dpo import find_weak_answers
+    from tests.conftest import FakeBackend
+
+    examples = generate_examples(5, seed=8)
+    names = [ex.profile.name for ex in examples]
+    first = names[0].split()[0]
+    good = json.dumps({"purpose_a": f"{first} bakes bread for the fair.", "purpose_b": f"{first} calls the bank about money.",
+                       "purpose_c": f"{first} walks along the river alone."})  # fmt: skip
+    same = json.dumps({"purpose_a": f"{names[1]} goes to work at the shop.", "purpose_b": f"{names[1]} goes to work at the shop now.",
+                       "purpose_c": f"{names[1]} goes to work at the shop today."})  # fmt: skip
+    invented = json.dumps({"purpose_a": f"{names[2]} asks Zebediah for help.", "purpose_b": f"{names[2]} rests at home.",
+                           "purpose_c": f"{names[2]} eats a late lunch."})  # fmt: skip
+    backend = FakeBackend(
+        [good, same, invented, '{"purpose_a": "x"', good.replace(first, names[4].split()[0])]
+    )
+    monkeypatch.setattr(engine.models, "load_backend", lambda spec: backend)
+
+    weak, reasons = find_weak_answers("scripted", examples, threshold=0.75)
+
+    assert set(weak) == {examples[1].id, examples[2].id, examples[3].id}
+    assert reasons == {"not_distinct": 1, "invented_name": 1, "json": 1}
+    pairs = build_preference_pairs(examples, 5, seed=0, base_outputs=weak, model_kind="own_output")
+    own = [p for p in pairs if p["kind"] == "own_output"]
+    assert len(own) == 3 and all(p["rejected"][0]["content"] == weak[p["id"]] for p in own)

@@ -1,0 +1,130 @@
+"""One simulated day of a 16-character town on a real model, driven like a game drives it.
+
+    python -m bench.town_day [--model default] [--speed 6] [--hours 24] [--deadline 30]
+
+The town world's 9 residents plus the 7 in bench/town_newcomers.yaml live one day. The loop runs
+at a fixed speed (sim-minutes per real second) on an absolute schedule, the way a game's update
+loop does, and never waits for the model: a character whose decision has not landed keeps
+"thinking" while the world moves on. Prints a table and writes bench/results/town-day-<model>.json.
+
+Measured: real time, decisions and decisions per second, the share answered by the model,
+the cache and the rules fallback, decision latency, how long characters spent thinking, how often
+the loop itself overran its tick (the world waiting on inference: target never), and the
+longest tick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.decisions import table
+from characters import Cast, CharacterProfile
+from engine.service import DecisionService
+from engine.sim.simulation import Simulation
+from engine.sim.world import ResidentSpec, WorldSpec, load_world
+
+RESULTS = Path(__file__).parent / "results"
+NEWCOMERS = Path(__file__).parent / "town_newcomers.yaml"
+
+
+def build_town16() -> tuple[WorldSpec, Cast]:
+    """The town world with the seven newcomers moved in (16 residents)."""
+    spec, cast = load_world("town")
+    extra = yaml.safe_load(NEWCOMERS.read_text("utf-8"))
+    residents = dict(spec.residents)
+    residents.update({name: ResidentSpec.model_validate(r) for name, r in extra["residents"].items()})
+    spec = WorldSpec.model_validate({**spec.model_dump(), "residents": residents})
+    people = [*cast.characters, *(CharacterProfile.model_validate(c) for c in extra["characters"])]
+    return spec, Cast(name=cast.name, setting=cast.setting, characters=people)
+
+
+def run_day(model: str, *, speed: float, hours: float, deadline_s: float, seed: int) -> dict[str, Any]:
+    """Run the day in real time; returns the measurements."""
+    spec, cast = build_town16()
+    service = DecisionService(model=model, max_batch=16)
+    sim = Simulation(spec, cast, service, seed=seed, deadline_s=deadline_s)
+    tick_s = sim.tick_minutes / speed
+    total_ticks = int(hours * 60 / sim.tick_minutes)
+    step_ms: list[float] = []
+    overruns = 0
+    thinking_minutes = 0
+    with service:
+        started = time.perf_counter()
+        for tick in range(total_ticks):
+            begin = time.perf_counter()
+            sim.step(sim.tick_minutes)
+            step_ms.append((time.perf_counter() - begin) * 1000.0)
+            thinking_minutes += sim.tick_minutes * sum(a.status == "thinking" for a in sim.agents.values())
+            slack = started + (tick + 1) * tick_s - time.perf_counter()
+            if slack < 0:
+                overruns += 1  # the world fell behind its own schedule this tick
+            else:
+                time.sleep(slack)
+        elapsed = time.perf_counter() - started
+        stats = service.stats()
+    agent_minutes = len(sim.agents) * total_ticks * sim.tick_minutes
+    decided = sum(stats.by_source.values())
+    return {
+        "characters": len(sim.agents),
+        "sim_hours": hours,
+        "speed_sim_min_per_s": speed,
+        "real_s": round(elapsed, 1),
+        "decisions": sim.counters["decisions"],
+        "decisions_per_s": round(sim.counters["decisions"] / elapsed, 3),
+        "by_source": dict(stats.by_source),
+        "model_share": round(
+            (stats.by_source.get("model", 0) + stats.by_source.get("retry", 0)) / max(decided, 1), 3
+        ),
+        "fallback_share": round(stats.by_source.get("fallback", 0) / max(decided, 1), 3),
+        "fallback_reasons": dict(stats.fallback_reasons),
+        "retries": stats.retries,
+        "p50_latency_ms": round(stats.p50_latency_ms),
+        "p95_latency_ms": round(stats.p95_latency_ms),
+        "mean_batch": round(stats.mean_batch_size, 2),
+        "thinking_share": round(thinking_minutes / agent_minutes, 3),
+        "ticks": total_ticks,
+        "loop_overruns": overruns,
+        "world_waits": sim.counters["waits"],
+        "step_ms_max": round(max(step_ms), 2),
+        "step_ms_p99": round(sorted(step_ms)[int(0.99 * (len(step_ms) - 1))], 2),
+        "unmapped": sim.counters["unmapped"],
+        "interactions": sim.counters["interactions"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--speed", type=float, default=6.0, help="sim-minutes per real second")
+    parser.add_argument("--hours", type=float, default=24.0)
+    parser.add_argument(
+        "--deadline", type=float, default=30.0, help="seconds before a decision falls back to rules"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    result = run_day(args.model, speed=args.speed, hours=args.hours, deadline_s=args.deadline, seed=args.seed)
+    result["model"] = args.model
+    result["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores"
+    rows = [[k, v] for k, v in result.items() if k not in ("model", "machine")]
+    print(
+        table(f"16-character town, one day on {args.model} ({result['machine']})", ["measure", "value"], rows)
+    )
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"town-day-{args.model.replace('/', '_')}.json"
+    path.write_text(json.dumps(result, indent=2), "utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
