@@ -85,6 +85,7 @@ class ExportSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     quant: Literal["Q4_K_M", "Q8_0", "F16"] = "Q4_K_M"
+    adapter_dtype: Literal["float16", "float32"] = "float16"  # float16 halves the committed adapter
     register_as: str | None = None
 
 

@@ -362,6 +362,24 @@ def build_report(
     return "\n".join(lines)
 
 
+def save_outputs(details: dict[str, dict[str, list[CaseResult]]], path: Path) -> None:
+    """Every raw answer, one JSON line each: what the model said, for reading and for test fixtures."""
+    rows = [
+        {
+            "model": model,
+            "set": set_name,
+            "case_id": r.case_id,
+            "name": r.name,
+            "stage": r.stage,
+            "raw": r.raw,
+        }
+        for model, sets in details.items()
+        for set_name, results in sets.items()
+        for r in results
+    ]
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
+
+
 def save_plot(metrics: dict[str, dict[str, dict[str, float]]], path: Path) -> None:
     """Grouped bars of the quality metrics per model and case set."""
     import matplotlib
@@ -416,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
     report = build_report(metrics, details)
     (args.out / "report.md").write_text(report, "utf-8")
+    save_outputs(details, args.out / "outputs.jsonl")
     save_plot(metrics, args.out / "metrics.png")
     print(report)
     return 0

@@ -34,15 +34,29 @@ from models.registry import (
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
 
-def copy_adapter(src: Path, dst: Path, base_name: str) -> None:
-    """Copy the adapter files, with the machine-specific base path replaced by the base's name."""
+def copy_adapter(src: Path, dst: Path, base_name: str, dtype: str = "float16") -> None:
+    """Copy the adapter files, with the machine-specific base path replaced by the base's name.
+
+    ``float16`` halves the committed adapter; the GGUF is built from the stored adapter, so what
+    is registered, what is committed and what a fresh machine rebuilds are the same weights.
+    """
     dst.mkdir(parents=True, exist_ok=True)
     for name in ADAPTER_FILES:
         if not (src / name).exists():
             raise FileNotFoundError(f"{src / name}: adapter file missing")
-    shutil.copyfile(src / "adapter_model.safetensors", dst / "adapter_model.safetensors")
+    if dtype == "float32":
+        shutil.copyfile(src / "adapter_model.safetensors", dst / "adapter_model.safetensors")
+    else:
+        import numpy as np
+        from safetensors.numpy import load_file, save_file
+
+        tensors = load_file(str(src / "adapter_model.safetensors"))
+        cast = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in tensors.items()}
+        save_file(cast, str(dst / "adapter_model.safetensors"), metadata={"format": "pt"})
     config = json.loads((src / "adapter_config.json").read_text("utf-8"))
     config["base_model_name_or_path"] = base_name
+    if isinstance(config.get("target_modules"), list):  # peft writes a set in arbitrary order
+        config["target_modules"] = sorted(config["target_modules"])
     (dst / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")
 
 
@@ -66,6 +80,7 @@ def export_model(
     metrics: dict[str, Any] | None = None,
     registry: Path = REGISTRY_DIR,
     progress: Any = None,
+    adapter_dtype: str = "float16",
 ) -> ModelManifest:
     """Build and register ``name`` from an adapter; returns the written manifest."""
     registry.mkdir(parents=True, exist_ok=True)
@@ -73,7 +88,7 @@ def export_model(
     staging.chmod(0o755)
     try:
         base = describe_base(base_spec)
-        copy_adapter(adapter_dir, staging / "adapter", base.name)
+        copy_adapter(adapter_dir, staging / "adapter", base.name, adapter_dtype)
         gguf_name = f"{name}-{quant}.gguf"
         scratch = Path(tempfile.mkdtemp(prefix="daydream-export-"))
         try:

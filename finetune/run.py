@@ -55,12 +55,13 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
         training: dict[str, Any] = {k: summary[k] for k in ("config", "data", "sft", "dpo") if k in summary}
         manifest = export_model(
             adapter, cfg.export.register_as, base_spec=cfg.base, quant=cfg.export.quant, training=training,
+            adapter_dtype=cfg.export.adapter_dtype,
             progress=lambda s: print(f"export: {s}", file=sys.stderr),
         )  # fmt: skip
         summary["model_id"] = manifest.model_id
 
         _stage("evaluate")
-        metrics = evaluate_registered(cfg, out / "eval")
+        metrics = evaluate_registered(cfg, out / "eval" / cfg.export.register_as)
         update_metrics(cfg.export.register_as, metrics)
         summary["metrics"] = metrics
     summary["seconds"] = round(time.time() - started, 1)
@@ -72,7 +73,7 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
 def evaluate_registered(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     """Evaluate the registered model (and the base, when asked) on the test split and case files."""
     from engine.models import load_backend
-    from finetune.evaluate import build_report, evaluate_models, load_eval_cases, save_plot
+    from finetune.evaluate import build_report, evaluate_models, load_eval_cases, save_outputs, save_plot
 
     assert cfg.export.register_as
     case_sets = {"test_split": load_eval_cases(Path(cfg.data.out_dir) / "test.jsonl", cfg.eval.test_samples)}
@@ -88,6 +89,7 @@ def evaluate_registered(cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
     (out_dir / "report.md").write_text(build_report(metrics, details), "utf-8")
+    save_outputs(details, out_dir / "outputs.jsonl")
     save_plot(metrics, out_dir / "metrics.png")
     return {
         "by_model": metrics,

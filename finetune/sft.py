@@ -177,6 +177,8 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
         "device": note,
         "adapter_dir": str(adapter_dir),
     }
+    if resume:  # the seconds and the mean train loss above cover only this session's steps
+        summary["resumed_from"] = Path(resume).name
     (out_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
     print(f"sft: eval loss {before:.4f} -> {after:.4f}; adapter in {adapter_dir}", file=sys.stderr)
     return summary

@@ -10,6 +10,8 @@ from typing import Protocol
 from engine.sim.world import ActionSpec, WorldSpec
 
 _WORD = re.compile(r"[a-z']+")
+# words whose stems collide with a keyword's ("notes" -> "not") but never name an action
+_NEVER_KEYWORDS = {"not", "no", "nor", "nothing"}
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,24 @@ class KeywordMapper:
     """Scores catalog actions by keyword hits (light stemming), finds named people and places.
 
     The first words of a purpose carry its verb, so hits there count double: in "Maya fixes the
-    oven, because customers are waiting" the action is *fixing*, not the customers' errand.
+    oven, because customers are waiting" the action is *fixing*, not the customers' errand. A
+    keyword with a space is a phrase ("get on with", "keep things running"): it matches the words in
+    order and outweighs a single word, because the model's stock phrases say the most; in the
+    reason at the end of a purpose it counts half.
     """
+
+    PHRASE_WEIGHT = 3.0
 
     def __init__(self, world: WorldSpec) -> None:
         self.world = world
         self._keywords: dict[str, set[str]] = {
-            a.name: {_stem(k.lower()) for k in a.keywords} for a in world.actions
+            a.name: {_stem(k.lower()) for k in a.keywords if " " not in k.strip()} for a in world.actions
+        }
+        self._phrases: dict[str, list[str]] = {
+            a.name: [
+                " ".join(_stem(w) for w in _WORD.findall(k.lower())) for k in a.keywords if " " in k.strip()
+            ]
+            for a in world.actions
         }
         self._places = {p.name: {p.name.lower(), *[a.lower() for a in p.aliases]} for p in world.places}
 
@@ -95,11 +108,23 @@ class KeywordMapper:
         stems = [_stem(w) for w in words]
         scores: dict[str, float] = {}
         hits: dict[str, list[str]] = {}
+        first_hit: dict[str, int] = {}
         for action, keys in self._keywords.items():
             for i, stem in enumerate(stems):
-                if stem in keys:
+                if stem in keys and words[i] not in _NEVER_KEYWORDS:
+                    first_hit.setdefault(action, i)
                     scores[action] = scores.get(action, 0.0) + (2.0 if i < 4 else 1.0)
                     hits.setdefault(action, []).append(words[i])
+        joined = f" {' '.join(stems)} "
+        for action, phrases in self._phrases.items():
+            for phrase in phrases:
+                at = joined.find(f" {phrase} ")
+                if at >= 0:
+                    position = joined[:at].count(" ")
+                    first_hit[action] = min(first_hit.get(action, position), position)
+                    early = position < 4  # the phrase starts among the first words
+                    scores[action] = scores.get(action, 0.0) + self.PHRASE_WEIGHT * (1.0 if early else 0.5)
+                    hits.setdefault(action, []).append(phrase)
         target = self._find_people(body, actor, people)
         if target:
             for candidate in self.world.actions:
@@ -107,7 +132,8 @@ class KeywordMapper:
                     scores[candidate.name] += 0.5
         if not scores:
             return MappedAction("free", None, None, ())
-        best = max(scores, key=lambda a: (scores[a], -list(self._keywords).index(a)))
+        # on a tie the action named first wins: a purpose leads with its verb
+        best = max(scores, key=lambda a: (scores[a], -first_hit.get(a, 99), -list(self._keywords).index(a)))
         spec: ActionSpec = self.world.action(best)
         place = self._find_place(words, body)
         if spec.kind == "work" and place is None:

@@ -1,5 +1,6 @@
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +102,35 @@ MAPPER_CASES = [
     ("Maya Lindqvist secures the doors and shutters before the storm.", "emergency", None),
     ("Maya Lindqvist contemplates the meaning of flour.", "free", None),
 ]
+
+
+MODEL_PURPOSES = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "data" / "model_purposes.jsonl").read_text("utf-8").splitlines()
+]
+
+
+def test_action_mapper_on_real_model_outputs(town):
+    """30 purposes the default model wrote for the public cases, each labelled by hand with the
+    town catalog action a reader would pick. A miss should fall back to 'free' rather than a wrong
+    action; one is tolerated ("keeps the peace with the empire, since that is her job" reads as
+    both duty and reconciliation)."""
+    spec, cast = town
+    mapper = KeywordMapper(spec)
+    people = [c.name for c in cast.characters]
+    got = [
+        mapper.map(row["purpose"], row["name"], people, "Maple Street", "Bakery").action
+        for row in MODEL_PURPOSES
+    ]
+    want = [row["action"] for row in MODEL_PURPOSES]
+    wrong = [
+        (w, g, row["purpose"])
+        for w, g, row in zip(want, got, MODEL_PURPOSES, strict=True)
+        if g not in (w, "free")
+    ]
+    assert len(MODEL_PURPOSES) == 30
+    assert len(wrong) <= 1, wrong
+    assert sum(g == w for g, w in zip(got, want, strict=True)) >= 28
 
 
 @pytest.mark.parametrize("purpose, action, target", MAPPER_CASES)

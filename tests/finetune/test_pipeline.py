@@ -85,6 +85,8 @@ def test_export_builds_verified_gguf_that_decides(trained, tmp_path, monkeypatch
         "adapter/adapter_config.json",
     }
     assert verify_model("tiny", registry) == []
+    stored = load_file(str(registry / "tiny" / "adapter" / "adapter_model.safetensors"))
+    assert {str(v.dtype) for v in stored.values()} == {"float16"}  # half the size in git
 
     gguf = built_gguf_path(manifest)
     backend = LlamaCppBackend(gguf, max_batch=1, n_ctx_per_seq=1400)
