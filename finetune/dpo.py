@@ -112,6 +112,7 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
         logging_steps=5,
         save_strategy="no",
         max_length=cfg.sft.max_length,
+        gradient_checkpointing=cfg.sft.gradient_checkpointing,  # trl turns it on by default: ~30% slower on CPU
         report_to=[],
         seed=cfg.seed,
         use_cpu=not torch.cuda.is_available(),
