@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo.app import build_app  # noqa: E402
+from demo.app import build_app
 
 
 async def capture(world: str, model: str, seconds: float, speed: int, out: Path) -> None:
