@@ -4,7 +4,7 @@ import pytest
 
 from characters import normalize_purpose
 from engine import DecisionService
-from finetune.evaluate import names_character
+from finetune.evaluate import distinctness, names_character
 from models.registry import ModelNotBuilt, list_models, resolve_gguf, verify_model
 from tests.conftest import load_public_cases
 
@@ -41,3 +41,7 @@ def test_public_cases_are_valid_distinct_and_grounded(service):
         if result.source in ("model", "retry"):
             named = sum(names_character(p, case.profile.name) for p in purposes)
             assert named >= 2, (case.profile.name, purposes)
+    spread = [
+        distinctness(r.motivation.purposes(), c.profile.name) for c, r in zip(cases, results, strict=True)
+    ]
+    assert sum(spread) / len(spread) >= 0.7, spread  # the evaluation measured 0.90 on all public cases
