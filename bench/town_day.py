@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run_day(args.model, speed=args.speed, hours=args.hours, deadline_s=args.deadline, seed=args.seed)
     result["model"] = args.model
-    result["machine"] = f"{platform.machine()}, {__import__('os').cpu_count()} cores"
+    result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
     rows = [[k, v] for k, v in result.items() if k not in ("model", "machine")]
     print(
         table(f"16-character town, one day on {args.model} ({result['machine']})", ["measure", "value"], rows)

@@ -18,7 +18,7 @@ from typing import Any
 from finetune.config import RunConfig, load_config
 from finetune.data.dataset import save_jsonl
 from finetune.data.generator import Example
-from finetune.data.preferences import build_preference_pairs
+from finetune.data.preferences import build_preference_pairs, draw_chosen
 
 
 def find_weak_answers(
@@ -81,12 +81,9 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
     weak: dict[str, str] = {}
     weak_reasons: dict[str, int] = {}
     if cfg.dpo.rejected_model:
-        import random
-
-        candidates = list(train_examples)
-        random.Random(cfg.seed).shuffle(candidates)  # the same order build_preference_pairs draws
+        chosen = draw_chosen(train_examples, cfg.dpo.pairs, seed=cfg.seed)
         weak, weak_reasons = find_weak_answers(
-            cfg.dpo.rejected_model, candidates[: cfg.dpo.pairs], cfg.dpo.rejected_threshold, seed=cfg.seed
+            cfg.dpo.rejected_model, chosen, cfg.dpo.rejected_threshold, seed=cfg.seed
         )
     pairs = build_preference_pairs(
         train_examples, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -93,17 +93,14 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def save_dataset(
-    examples: list[Example], out_dir: Path, extra_train: Sequence[Example] = ()
-) -> dict[str, int]:
-    """Write ``{split}.jsonl`` (messages) and ``{split}.sharegpt.json`` for each split.
+def save_dataset(examples: list[Example], out_dir: Path) -> dict[str, int]:
+    """Split the examples and write every split (see ``save_splits``)."""
+    return save_splits(split_examples(examples), out_dir)
 
-    ``extra_train`` (imported sharegpt examples) all go to train: they are someone else's data, and
-    evaluating on it would not measure what the generator's split measures.
-    """
+
+def save_splits(splits: dict[str, list[Example]], out_dir: Path) -> dict[str, int]:
+    """Write ``{split}.jsonl`` (messages) and ``{split}.sharegpt.json`` for each split."""
     counts = {}
-    splits = split_examples(examples)
-    splits["train"] = splits["train"] + list(extra_train)
     for name, items in splits.items():
         save_jsonl(out_dir / f"{name}.jsonl", (build_messages_record(ex) for ex in items))
         sharegpt = [build_sharegpt_record(ex) for ex in items]
@@ -172,12 +169,14 @@ def build_dataset(
         )
         summary["teacher"] = report.as_dict()
         log(f"teacher: {summary['teacher']}")
+    # imported files all go to train: they are someone else's data, and evaluating on them would
+    # not measure what the generator's split measures
     extra = [ex for path in cfg.extra_sharegpt for ex in build_imported_examples(Path(path))]
-    summary["splits"] = save_dataset(examples, out_dir, extra_train=extra)
-    if extra:
-        summary["imported"] = len(extra)
     splits = split_examples(examples)
     splits["train"] += extra
+    summary["splits"] = save_splits(splits, out_dir)
+    if extra:
+        summary["imported"] = len(extra)
     return splits, summary
 
 

@@ -52,6 +52,18 @@ def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Ra
     raise ValueError(f"unknown degradation {kind!r}; choose from {', '.join(DEGRADATIONS)}")
 
 
+def _shuffled(examples: Sequence[Example], seed: int) -> tuple[list[Example], random.Random]:
+    rng = random.Random(seed)
+    pool = list(examples)
+    rng.shuffle(pool)
+    return pool, rng
+
+
+def draw_chosen(examples: Sequence[Example], n: int, seed: int = 0) -> list[Example]:
+    """The ``n`` examples whose references ``build_preference_pairs`` makes chosen sides."""
+    return _shuffled(examples, seed)[0][:n]
+
+
 def build_preference_pairs(
     examples: Sequence[Example],
     n: int,
@@ -64,9 +76,7 @@ def build_preference_pairs(
     Where ``base_outputs`` holds a model's own (weak) answer for an example, that answer is the
     rejected side, labelled ``model_kind``; the rest get a degradation.
     """
-    rng = random.Random(seed)
-    chosen_pool = list(examples)
-    rng.shuffle(chosen_pool)
+    chosen_pool, rng = _shuffled(examples, seed)  # rng goes on to pick the degradations
     pairs = []
     for i, example in enumerate(chosen_pool[:n]):
         chosen = example.motivation.model_dump_json()
