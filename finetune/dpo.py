@@ -113,6 +113,8 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
         report_to=[],
         seed=cfg.seed,
         use_cpu=not torch.cuda.is_available(),
+        # trl defaults bf16 on; on a CPU without bf16 matrix units that makes a step ~14x slower
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         disable_tqdm=not cfg.progress,
     )
     trainer = DPOTrainer(
@@ -137,6 +139,7 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
         "steps": result.global_step,
         "reward_accuracy_last": history[-1].get("rewards/accuracies") if history else None,
         "train_seconds": round(time.time() - started, 1),
+        "precision": "bf16" if args.bf16 else "fp32",
         "adapter_dir": str(adapter_dir),
     }
     (out_dir / "dpo_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")

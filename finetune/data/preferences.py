@@ -1,7 +1,8 @@
 """Preference pairs for DPO: the reference answer is chosen; a degraded answer is rejected.
 
 Degradations are the failure modes the untuned base shows: duplicated purposes, generic lines that
-ignore the situation, purposes from someone else's situation, and the wrong name.
+ignore the situation, purposes from someone else's situation, and the wrong name; plus the one the
+fine-tuned model still shows: a mangled name (a stray word in front, names glued or cut short).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from engine.prompt import build_messages
 from finetune.data.generator import Example
 
-DEGRADATIONS = ("duplicated", "generic", "ungrounded", "wrong_name")
+DEGRADATIONS = ("duplicated", "generic", "ungrounded", "wrong_name", "mangled_name")
 
 _GENERIC = [
     "{name} goes about the day as usual.",
@@ -34,6 +35,22 @@ def _dump(purposes: Sequence[str]) -> str:
     )
 
 
+def mangle_name(name: str, other: str, rng: random.Random) -> str:
+    """A near miss of ``name``, in the ways a small model gets names wrong; never ``name`` itself."""
+    parts, other_parts = name.split(), other.split()
+    first = parts[0]
+    candidates = [
+        f"{other_parts[0]} {name}",  # a stray name in front: "Mayhem Tom Hutchins"
+        first[: max(2, len(first) - 2)] + other_parts[-1].lower()[-4:],  # glued: "Mingchene"
+        " ".join([first, *other_parts[1:]]) if len(other_parts) > 1 else first + first[-1],
+        first[:-1] if len(first) > 3 else first + "a",
+    ]
+    if len(parts) > 1:
+        candidates.append(f"{first} {parts[-1][:-1] or parts[-1] + 's'}")  # surname cut short
+    choices = [c for c in candidates if c != name and c not in name.split()]
+    return rng.choice(choices) if choices else name + "a"
+
+
 def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Random) -> str:
     """A rejected answer for ``example`` of the given kind, as JSON text."""
     name = example.profile.name
@@ -49,6 +66,15 @@ def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Ra
         return _dump([p.replace(other.profile.name, name) for p in other.motivation.purposes()])
     if kind == "wrong_name":
         return _dump([p.replace(name, other.profile.name) for p in good])
+    if kind == "mangled_name":
+        first = name.split()[0]
+        wrong = mangle_name(name, other.profile.name, rng)
+        # the full name where it appears, else the first name; one mangled purpose is enough to reject
+        k = rng.choice([i for i, p in enumerate(good) if first in p] or [0])
+        if first not in good[k]:
+            return _dump([f"{wrong}: {good[k]}", *good[1:]])
+        good[k] = good[k].replace(name, wrong) if name in good[k] else good[k].replace(first, wrong)
+        return _dump(good)
     raise ValueError(f"unknown degradation {kind!r}; choose from {', '.join(DEGRADATIONS)}")
 
 

@@ -137,9 +137,25 @@ def test_dpo_pairs_reject_each_degradation():
             assert all(name not in v for v in rejected.values())
         if pair["kind"] == "generic":
             assert all(len(v) < 60 for v in rejected.values())
+        if pair["kind"] == "mangled_name":
+            changed = [k for k in chosen if chosen[k] != rejected[k]]
+            assert len(changed) == 1  # one near-miss name, the rest of the answer is the reference
     base_outputs = {examples[0].id: '{"purpose_a":"x","purpose_b":"x","purpose_c":"x"}'}
     with_base = build_preference_pairs(examples[:1], 1, seed=1, base_outputs=base_outputs)
     assert with_base[0]["kind"] == "base_model"
+
+
+def test_mangled_names_are_near_misses_never_the_name():
+    import random
+
+    from finetune.data.preferences import mangle_name
+
+    rng = random.Random(3)
+    for name, other in [("Tom Hutchins", "Ming Chen"), ("Mingchen", "Ada Lovelace"), ("Ida", "Bo")]:
+        wrongs = {mangle_name(name, other, rng) for _ in range(40)}
+        assert name not in wrongs and len(wrongs) >= 3
+        # each keeps something of the name: a near miss, not a stranger
+        assert all(name[:2] in w for w in wrongs)
 
 
 def test_weak_own_answers_become_on_policy_rejections(monkeypatch):
