@@ -422,13 +422,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--case-samples", type=int, default=3, help="samples per case file case (different seeds)"
     )
+    parser.add_argument(
+        "--grammar",
+        choices=("anchored", "plain", "both"),
+        default="anchored",
+        help="anchored (the engine's default): each purpose must carry the exact name; plain: the "
+        "schema's grammar alone; both: each model twice, the plain runs labelled '<model>/plain'",
+    )
     args = parser.parse_args(argv)
     case_sets = {Path(c).stem: load_eval_cases(Path(c)) * args.case_samples for c in args.cases}
     if args.test:
         case_sets["test_split"] = load_eval_cases(Path(args.test), args.test_samples)
     if not case_sets:
         parser.error("give --cases and/or --test")
-    models = {spec: load_backend(spec) for spec in args.model}
+    models = {}
+    for spec in args.model:
+        if args.grammar in ("anchored", "both"):
+            models[spec] = load_backend(spec)
+        if args.grammar in ("plain", "both"):
+            models[spec if args.grammar == "plain" else f"{spec}/plain"] = load_backend(
+                spec, anchor_name=False
+            )
     metrics, details = evaluate_models(models, case_sets, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -53,9 +54,40 @@ def _init_backend(verbose: bool) -> None:
             _backend_initialised = True
 
 
-def build_grammar_text() -> str:
-    """GBNF for the Motivation schema, made by llama.cpp's JSON Schema converter."""
-    return json_schema_to_gbnf(json.dumps(motivation_json_schema()))
+_LEAD_MAX = 43  # "Ever reserved, ": a capitalised phrase of up to 41 characters, then ", "
+
+
+def build_grammar_text(name: str | None = None) -> str:
+    """GBNF for the Motivation schema, made by llama.cpp's JSON Schema converter.
+
+    With ``name``, every purpose must carry the character's exact name: at its start, or after a
+    short lead-in phrase and a comma ("Ever reserved, Brynn Blackthorn heads ..."), which are the
+    two shapes the training data uses. A small model otherwise mangles names now and then
+    ("Mayhew Tom Hutchins" for "Mayor Tom Hutchins"), and a game cannot show that. Length bounds
+    still hold: the rest of the string is shortened by the name and the lead-in.
+    """
+    text = json_schema_to_gbnf(json.dumps(motivation_json_schema()))
+    if name is None or not name.strip():
+        return text
+    literal = json.dumps(name, ensure_ascii=False)[1:-1]  # as it appears inside the JSON string
+    rules = [
+        f'anchor-name ::= "{literal.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"',
+        f'anchor-lead ::= [A-Z] [a-zA-Z\' -]{{1,{_LEAD_MAX - 3}}} ", "',
+    ]
+    for key, spec in motivation_json_schema()["properties"].items():
+        rule = key.replace("_", "-")
+        low = max(0, spec["minLength"] - len(name))
+        high, high_lead = spec["maxLength"] - len(name), spec["maxLength"] - len(name) - _LEAD_MAX
+        if high_lead < low:
+            raise ValueError(f"name {name!r} is too long for a {spec['maxLength']}-character purpose")
+        anchored = (
+            f'{rule} ::= "\\"" (anchor-name char{{{low},{high}}} | '
+            f'anchor-lead anchor-name char{{{low},{high_lead}}}) "\\"" space'
+        )
+        text, n = re.subn(rf"^{rule} ::= .*$", anchored.replace("\\", "\\\\"), text, flags=re.M)
+        if n != 1:
+            raise LlamaCppError(f"the grammar converter no longer writes a {rule!r} rule")
+    return text.rstrip("\n") + "\n" + "\n".join(rules) + "\n"
 
 
 class LlamaCppError(RuntimeError):
@@ -93,9 +125,11 @@ class LlamaCppBackend:
         n_ctx_per_seq: int = 768,
         n_threads: int | None = None,
         grammar: bool = True,
+        anchor_name: bool = True,
         kv_unified: bool = False,
         verbose: bool = False,
     ) -> None:
+        self.anchor_name = anchor_name  # each purpose must carry the character's exact name
         self.path = Path(path)
         if not self.path.is_file():
             raise LlamaCppError(f"{self.path}: GGUF file not found")
@@ -146,10 +180,10 @@ class LlamaCppBackend:
         self._batch = llama_cpp.llama_batch_init(ctx_params.n_batch, 0, 1)
         self._n_batch = ctx_params.n_batch
         self._formatter = self._build_formatter()
-        self._grammar_text = build_grammar_text().encode()
+        self._grammar_texts: dict[str | None, bytes] = {None: build_grammar_text().encode()}
         self._grammars: list[ctypes.c_void_p] = []
         for _ in range(max_batch):
-            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, self._grammar_text, b"root")
+            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, self._grammar_texts[None], b"root")
             if not sampler:
                 raise LlamaCppError("llama.cpp rejected the Motivation grammar")
             self._grammars.append(sampler)
@@ -329,8 +363,7 @@ class LlamaCppBackend:
         pending: list[tuple[_Slot, list[int]]] = []
         for i, request in enumerate(requests):
             seq_id = i + 1
-            grammar = self._grammars[i]
-            llama_cpp.llama_sampler_reset(grammar)
+            grammar = self._slot_grammar(i, request)
             slot = _Slot(seq_id, request, grammar, np.random.default_rng(request.sampling.seed))
             slots.append(slot)
             tokens = self.tokenize(self.render_prompt(request))
@@ -356,8 +389,10 @@ class LlamaCppBackend:
                     slot.done = True
             self._decode_prefix()  # leave the cache in a known state for the next batch
         finally:
-            for slot in slots:
+            for i, slot in enumerate(slots):
                 llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+                if slot.grammar != self._grammars[i]:  # an anchored one, made for this request
+                    llama_cpp.llama_sampler_free(slot.grammar)
         elapsed = time.perf_counter() - started
         return [
             RawDecision(
@@ -369,6 +404,28 @@ class LlamaCppBackend:
             )
             for slot in slots
         ]
+
+    def _slot_grammar(self, i: int, request: DecisionRequest) -> ctypes.c_void_p:
+        """A fresh grammar sampler for slot ``i``: anchored to the character's name when asked.
+
+        Compiling a grammar takes well under a millisecond, so anchored ones are made per request
+        and freed after the batch. A name the grammar cannot hold (too long) gets the plain one.
+        """
+        name = request.profile.name if self.anchor_name else None
+        if name is not None and name not in self._grammar_texts:
+            if len(self._grammar_texts) > 256:  # names come and go in a long-running world
+                self._grammar_texts = {None: self._grammar_texts[None]}
+            try:
+                self._grammar_texts[name] = build_grammar_text(name).encode()
+            except ValueError:
+                self._grammar_texts[name] = self._grammar_texts[None]
+        text = self._grammar_texts[name]
+        if text is not self._grammar_texts[None]:
+            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text, b"root")
+            if sampler:
+                return sampler
+        llama_cpp.llama_sampler_reset(self._grammars[i])
+        return self._grammars[i]
 
     def _prefill(self, pending: list[tuple[_Slot, list[int]]]) -> None:
         """Decode every prompt's suffix in shared chunks; sample each slot's first token."""

@@ -17,7 +17,16 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def base_backend():
-    backend = LlamaCppBackend(ensure_base_gguf(), max_batch=8, n_ctx_per_seq=640)
+    # the converter's grammar alone; the name-anchored one has its own tests below
+    backend = LlamaCppBackend(ensure_base_gguf(), max_batch=8, n_ctx_per_seq=640, anchor_name=False)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def anchored_backend():
+    backend = LlamaCppBackend(ensure_base_gguf(), max_batch=4, n_ctx_per_seq=640)
+    assert backend.anchor_name  # the engine's default
     yield backend
     backend.close()
 
@@ -43,6 +52,17 @@ def test_grammar_comes_from_llamacpp_converter_with_bounds():
     assert grammar.count("char") > 3
 
 
+def test_name_anchored_grammar_escapes_the_name_and_keeps_length_bounds():
+    grammar = build_grammar_text('Zoë "Red" O\\Hara')
+    # the name as it appears inside a JSON string, then escaped once more for a GBNF literal
+    assert 'anchor-name ::= "Zoë \\\\\\"Red\\\\\\" O\\\\\\\\Hara"' in grammar
+    n = len('Zoë "Red" O\\Hara')
+    assert f"anchor-name char{{0,{200 - n}}}" in grammar
+    assert grammar.count("anchor-lead anchor-name") == 3
+    with pytest.raises(ValueError, match="too long"):
+        build_grammar_text("N" * 190)
+
+
 def test_every_output_is_json_matching_the_schema(base_backend):
     raws = base_backend.generate(requests(6, temperature=0.8, seed=3, max_new_tokens=256))
     for raw in raws:
@@ -51,6 +71,19 @@ def test_every_output_is_json_matching_the_schema(base_backend):
         assert set(data) == {"purpose_a", "purpose_b", "purpose_c"}
         assert all(1 <= len(v) <= 200 for v in data.values())
         assert raw.prompt_tokens > 100 and raw.output_tokens > 5
+
+
+def test_anchored_grammar_makes_even_the_base_name_the_character(anchored_backend):
+    # the untuned base names the character in under 10% of purposes (README); anchored, the first
+    # purpose must reach the exact name within a short lead-in. 6 requests over 4 slots: the
+    # per-request grammars are made and freed across two batches.
+    reqs = requests(6, temperature=0.8, seed=5, max_new_tokens=40)
+    first = anchored_backend.generate(reqs)
+    again = anchored_backend.generate(reqs)
+    for request, raw in zip(reqs, first, strict=True):
+        head = raw.text.split('"purpose_a"', 1)[1]
+        assert request.profile.name in head, raw.text
+    assert [r.text for r in first] == [r.text for r in again]
 
 
 def test_seeded_sampling_repeats_and_varies(base_backend):

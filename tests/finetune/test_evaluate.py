@@ -39,3 +39,43 @@ def test_invented_names_flags_people_the_prompt_never_mentions() -> None:
     )
     assert invented_names(purposes, prompt) == {"Ethan", "Priya"}
     assert invented_names(purposes[:1], prompt) == set()
+
+
+def test_eval_cli_runs_each_model_anchored_and_plain(tmp_path, monkeypatch) -> None:
+    import json
+
+    import engine.models
+    from finetune.evaluate import main
+    from tests.conftest import PUBLIC_CASES, FakeBackend, motivation_json
+
+    loaded: list[tuple[str, dict]] = []
+
+    def fake_load(spec: str, **options: object) -> FakeBackend:
+        loaded.append((spec, options))
+        return FakeBackend(default=motivation_json())
+
+    monkeypatch.setattr(engine.models, "load_backend", fake_load)
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(PUBLIC_CASES.read_text("utf-8").splitlines(keepends=True)[:2]), "utf-8")
+    out = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "--model",
+                "m",
+                "--cases",
+                str(cases),
+                "--case-samples",
+                "1",
+                "--grammar",
+                "both",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert loaded == [("m", {}), ("m", {"anchor_name": False})]
+    metrics = json.loads((out / "metrics.json").read_text("utf-8"))
+    assert set(metrics) == {"m", "m/plain"}
+    assert metrics["m"]["cases"]["cases"] == 2
