@@ -3,6 +3,8 @@
 Degradations are the failure modes the untuned base shows: duplicated purposes, generic lines that
 ignore the situation, purposes from someone else's situation, and the wrong name; plus the one the
 fine-tuned model still shows: a mangled name (a stray word in front, names glued or cut short).
+After DPO on those, the model began to bring in people the prompt never names ("asks Alex for
+advice"), so one more kind swaps a purpose for exactly that: an invented person.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 from engine.prompt import build_messages
 from finetune.data.generator import Example
 
-DEGRADATIONS = ("duplicated", "generic", "ungrounded", "wrong_name", "mangled_name")
+DEGRADATIONS = ("duplicated", "generic", "ungrounded", "wrong_name", "mangled_name", "invented_person")
 
 _GENERIC = [
     "{name} goes about the day as usual.",
@@ -25,6 +27,25 @@ _GENERIC = [
     "{name} is a person.",
     "{name} decides what to do next.",
 ]
+
+
+_STRANGER_LINES = [
+    "{name} asks {who} for advice, since {who} always knows what to do.",
+    "{name} shares the news with {who}, since {who} would want to hear it first.",
+    "{name} goes to find {who}, because {who} is the only one who can help.",
+    "{name} sends a message to {who} to ask for a favour, as {who} owes one.",
+    "{name} calls {who} for backup because this cannot wait.",
+]
+
+
+def _stranger(example: Example, rng: random.Random) -> str:
+    """A first name from the generator's pools that this example's prompt never mentions."""
+    from engine.prompt import build_user_message
+    from finetune.data.world import FIRST_NAMES
+
+    prompt = build_user_message(example.profile, example.situation).lower()
+    pool = sorted({n for genre in FIRST_NAMES.values() for names in genre.values() for n in names})
+    return rng.choice([n for n in pool if n.lower() not in prompt])
 
 
 def _dump(purposes: Sequence[str]) -> str:
@@ -66,6 +87,9 @@ def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Ra
         return _dump([p.replace(other.profile.name, name) for p in other.motivation.purposes()])
     if kind == "wrong_name":
         return _dump([p.replace(name, other.profile.name) for p in good])
+    if kind == "invented_person":
+        good[rng.randrange(3)] = rng.choice(_STRANGER_LINES).format(name=name, who=_stranger(example, rng))
+        return _dump(good)
     if kind == "mangled_name":
         first = name.split()[0]
         wrong = mangle_name(name, other.profile.name, rng)
@@ -78,6 +102,19 @@ def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Ra
     raise ValueError(f"unknown degradation {kind!r}; choose from {', '.join(DEGRADATIONS)}")
 
 
+def grounded_reference(example: Example) -> bool:
+    """Whether the reference names only people the prompt mentions.
+
+    About 15% of the generator's references bring in the character's relation by name when the
+    prompt left that person out; as DPO's chosen side those taught the model to invent people.
+    """
+    from engine.prompt import build_user_message
+    from finetune.evaluate import invented_names
+
+    prompt = build_user_message(example.profile, example.situation)
+    return not invented_names(list(example.motivation.purposes()), prompt)
+
+
 def _shuffled(examples: Sequence[Example], seed: int) -> tuple[list[Example], random.Random]:
     rng = random.Random(seed)
     pool = list(examples)
@@ -87,7 +124,18 @@ def _shuffled(examples: Sequence[Example], seed: int) -> tuple[list[Example], ra
 
 def draw_chosen(examples: Sequence[Example], n: int, seed: int = 0) -> list[Example]:
     """The ``n`` examples whose references ``build_preference_pairs`` makes chosen sides."""
-    return _shuffled(examples, seed)[0][:n]
+    return _grounded(_shuffled(examples, seed)[0], n)
+
+
+def _grounded(pool: Sequence[Example], n: int) -> list[Example]:
+    """The first ``n`` examples of ``pool`` whose references are grounded (chosen sides)."""
+    out: list[Example] = []
+    for example in pool:
+        if len(out) == n:
+            break
+        if grounded_reference(example):  # a chosen side naming a stranger teaches inventing people
+            out.append(example)
+    return out
 
 
 def build_preference_pairs(
@@ -104,7 +152,7 @@ def build_preference_pairs(
     """
     chosen_pool, rng = _shuffled(examples, seed)  # rng goes on to pick the degradations
     pairs = []
-    for i, example in enumerate(chosen_pool[:n]):
+    for i, example in enumerate(_grounded(chosen_pool, n)):
         chosen = example.motivation.model_dump_json()
         if base_outputs and example.id in base_outputs and base_outputs[example.id] != chosen:
             rejected, kind = base_outputs[example.id], model_kind

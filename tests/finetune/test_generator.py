@@ -121,9 +121,12 @@ def test_sharegpt_import_errors_name_the_record(tmp_path):
 
 
 def test_dpo_pairs_reject_each_degradation():
+    from finetune.data.preferences import grounded_reference
+    from finetune.evaluate import invented_names
+
     examples = generate_examples(40, seed=13)
-    pairs = build_preference_pairs(examples, 20, seed=1)
-    assert len(pairs) == 20
+    pairs = build_preference_pairs(examples, 24, seed=1)
+    assert len(pairs) == 24
     assert {p["kind"] for p in pairs} == set(DEGRADATIONS)
     for pair in pairs:
         chosen = json.loads(pair["chosen"][0]["content"])
@@ -137,11 +140,19 @@ def test_dpo_pairs_reject_each_degradation():
             assert all(name not in v for v in rejected.values())
         if pair["kind"] == "generic":
             assert all(len(v) < 60 for v in rejected.values())
+        if pair["kind"] == "invented_person":
+            assert invented_names(list(rejected.values()), pair["prompt"][1]["content"])
         if pair["kind"] == "mangled_name":
             changed = [k for k in chosen if chosen[k] != rejected[k]]
             assert len(changed) == 1  # one near-miss name, the rest of the answer is the reference
-    base_outputs = {examples[0].id: '{"purpose_a":"x","purpose_b":"x","purpose_c":"x"}'}
-    with_base = build_preference_pairs(examples[:1], 1, seed=1, base_outputs=base_outputs)
+    for pair in pairs:  # chosen sides never name a person the prompt leaves out
+        assert not invented_names(
+            list(json.loads(pair["chosen"][0]["content"]).values()), pair["prompt"][1]["content"]
+        )
+    assert sum(not grounded_reference(e) for e in examples) > 0  # the generator does make such references
+    grounded = next(e for e in examples if grounded_reference(e))
+    base_outputs = {grounded.id: '{"purpose_a":"x","purpose_b":"x","purpose_c":"x"}'}
+    with_base = build_preference_pairs([grounded], 1, seed=1, base_outputs=base_outputs)
     assert with_base[0]["kind"] == "base_model"
 
 
@@ -182,5 +193,10 @@ def test_weak_own_answers_become_on_policy_rejections(monkeypatch):
     assert set(weak) == {examples[1].id, examples[2].id, examples[3].id}
     assert reasons == {"not_distinct": 1, "invented_name": 1, "json": 1}
     pairs = build_preference_pairs(examples, 5, seed=0, base_outputs=weak, model_kind="own_output")
+    from finetune.data.preferences import grounded_reference
+
     own = [p for p in pairs if p["kind"] == "own_output"]
-    assert len(own) == 3 and all(p["rejected"][0]["content"] == weak[p["id"]] for p in own)
+    # an example whose reference names a stranger is no chosen side, so its weak answer goes unused
+    usable = {ex.id for ex in examples if ex.id in weak and grounded_reference(ex)}
+    assert len(usable) >= 2 and {p["id"] for p in own} == usable
+    assert all(p["rejected"][0]["content"] == weak[p["id"]] for p in own)
