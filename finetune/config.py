@@ -31,6 +31,9 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n: int = Field(default=2600, ge=10, description="examples generated before the 80/10/10 split")
     seed: int = 1
+    ground_others: bool = Field(
+        default=True, description="references never name a related person the prompt leaves out"
+    )
     out_dir: str = "data/default"
     extra_sharegpt: list[str] = Field(default_factory=list, description="seed-format files to add to train")
     teacher: TeacherSettings | None = None

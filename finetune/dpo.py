@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     cfg = load_config(argv[0], argv[1:])
-    train = split_examples(generate_examples(cfg.data.n, cfg.data.seed))["train"]
+    train = split_examples(
+        generate_examples(cfg.data.n, cfg.data.seed, ground_others=cfg.data.ground_others)
+    )["train"]
     print(json.dumps(run_dpo(cfg, Path(cfg.output_dir) / "adapter", train), indent=2))
     return 0
 

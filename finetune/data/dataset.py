@@ -154,7 +154,7 @@ def build_dataset(
 
     Returns the examples by split (imports are in train) and a summary of what was written.
     """
-    examples = generate_examples(cfg.n, cfg.seed)
+    examples = generate_examples(cfg.n, cfg.seed, ground_others=cfg.ground_others)
     summary: dict[str, Any] = {}
     out_dir = Path(cfg.out_dir)
     if cfg.teacher is not None:
@@ -193,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--ungrounded-others", action="store_true",
+        help="let references name a related person the prompt leaves out (the shipped model's data)",
+    )  # fmt: skip
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="SHAREGPT",
                         help="a seed-format sharegpt file to add to train (repeatable)")  # fmt: skip
     teacher = parser.add_argument_group("teacher distillation (any OpenAI-compatible chat endpoint)")
@@ -212,8 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.teacher_workers, json_schema=not args.no_json_schema,
         )  # fmt: skip
     cfg = DataConfig(
-        n=args.n, seed=args.seed, out_dir=str(args.out), extra_sharegpt=args.imports, teacher=settings
-    )
+        n=args.n, seed=args.seed, out_dir=str(args.out), extra_sharegpt=args.imports, teacher=settings,
+        ground_others=not args.ungrounded_others,
+    )  # fmt: skip
     try:
         _, summary = build_dataset(cfg, log=lambda line: print(line, file=sys.stderr))
     except (TeacherError, DatasetError) as err:

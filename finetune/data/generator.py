@@ -129,8 +129,12 @@ class _Filler(dict[str, str]):
 class Generator:
     """Deterministic example factory: the same seed gives the same examples."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, ground_others: bool = True) -> None:
         self.seed = seed
+        # The related person is named in the prompt in only some examples. With ground_others, a
+        # reference for a prompt that leaves them out says "her brother", not their name; without
+        # it (the data the shipped model was trained on) ~15% of references name a stranger.
+        self.ground_others = ground_others
 
     def example(self, index: int) -> Example:
         """The ``index``-th example for this seed."""
@@ -184,6 +188,10 @@ class Generator:
         background = f(rng.choice(concern["text"]))
         if rng.random() < 0.4:
             background += f" {_cap(pron['pos'])} {rel} {other} is never far away."
+
+        prompt_text = " ".join([*situation_parts, background])
+        if self.ground_others and other not in prompt_text:
+            fill["other"] = f"{pron['pos']} {rel}"  # no rng draw: the rest of the example is unchanged
 
         scores = {
             "incident": incident["severity"] + 0.1,
@@ -261,9 +269,9 @@ class Generator:
         return text if _SENTENCE_END.search(text) else text + "."
 
 
-def generate_examples(n: int, seed: int = 0, start: int = 0) -> list[Example]:
+def generate_examples(n: int, seed: int = 0, start: int = 0, ground_others: bool = True) -> list[Example]:
     """``n`` distinct examples (duplicates by character and situation are skipped)."""
-    gen = Generator(seed)
+    gen = Generator(seed, ground_others)
     seen: set[tuple[str, str]] = set()
     out: list[Example] = []
     index = start

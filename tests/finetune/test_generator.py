@@ -124,7 +124,7 @@ def test_dpo_pairs_reject_each_degradation():
     from finetune.data.preferences import grounded_reference
     from finetune.evaluate import invented_names
 
-    examples = generate_examples(40, seed=13)
+    examples = generate_examples(40, seed=13, ground_others=False)  # some references name strangers
     pairs = build_preference_pairs(examples, 24, seed=1)
     assert len(pairs) == 24
     assert {p["kind"] for p in pairs} == set(DEGRADATIONS)
@@ -200,3 +200,18 @@ def test_weak_own_answers_become_on_policy_rejections(monkeypatch):
     usable = {ex.id for ex in examples if ex.id in weak and grounded_reference(ex)}
     assert len(usable) >= 2 and {p["id"] for p in own} == usable
     assert all(p["rejected"][0]["content"] == weak[p["id"]] for p in own)
+
+
+def test_grounded_others_change_only_references_that_named_a_stranger():
+    from finetune.data.preferences import grounded_reference
+
+    old = generate_examples(300, seed=4, ground_others=False)
+    new = generate_examples(300, seed=4)
+    assert [(e.id, e.profile, e.situation) for e in old] == [(e.id, e.profile, e.situation) for e in new]
+    strangers = [i for i, e in enumerate(old) if not grounded_reference(e)]
+    assert len(strangers) > 20  # ~15% of the old references name someone the prompt leaves out
+    changed = {i for i, (a, b) in enumerate(zip(old, new, strict=True)) if a.motivation != b.motivation}
+    # every changed reference was one naming a stranger, and now says who they are to the character
+    stranger_refs = [new[i] for i in strangers]
+    assert sum(grounded_reference(e) for e in stranger_refs) >= 0.9 * len(stranger_refs)
+    assert all(i in strangers for i in changed)
