@@ -67,6 +67,12 @@ def build_grammar_text(name: str | None = None) -> str:
     still hold: the rest of the string is shortened by the name and the lead-in.
     """
     text = json_schema_to_gbnf(json.dumps(motivation_json_schema()))
+    # JSON forbids raw control characters in strings; this converter's char rule lets them through
+    loose, strict = 'char ::= [^"\\\\]', 'char ::= [^"\\\\\\x7F\\x00-\\x1F]'
+    if loose in text:
+        text = text.replace(loose, strict, 1)
+    elif strict not in text:
+        raise LlamaCppError("the grammar converter no longer writes the expected 'char' rule")
     if name is None or not name.strip():
         return text
     literal = json.dumps(name, ensure_ascii=False)[1:-1]  # as it appears inside the JSON string

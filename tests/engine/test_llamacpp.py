@@ -50,6 +50,8 @@ def test_grammar_comes_from_llamacpp_converter_with_bounds():
     # maxLength 200 is encoded, so no string can run away
     assert motivation_json_schema()["properties"]["purpose_a"]["maxLength"] == 200
     assert grammar.count("char") > 3
+    # no raw control characters inside strings (JSON forbids them; the converter allows them)
+    assert grammar.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F]')
 
 
 def test_name_anchored_grammar_escapes_the_name_and_keeps_length_bounds():
