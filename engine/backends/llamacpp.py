@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import json
 import os
 import re
@@ -94,6 +95,15 @@ def build_grammar_text(name: str | None = None) -> str:
         if n != 1:
             raise LlamaCppError(f"the grammar converter no longer writes a {rule!r} rule")
     return text.rstrip("\n") + "\n" + "\n".join(rules) + "\n"
+
+
+@functools.lru_cache(maxsize=256)  # names come and go in a long-running world
+def _anchored_grammar(name: str) -> bytes | None:
+    """The name-anchored grammar as bytes, or None where the name is too long to anchor."""
+    try:
+        return build_grammar_text(name).encode()
+    except ValueError:
+        return None
 
 
 class LlamaCppError(RuntimeError):
@@ -186,10 +196,10 @@ class LlamaCppBackend:
         self._batch = llama_cpp.llama_batch_init(ctx_params.n_batch, 0, 1)
         self._n_batch = ctx_params.n_batch
         self._formatter = self._build_formatter()
-        self._grammar_texts: dict[str | None, bytes] = {None: build_grammar_text().encode()}
+        plain = build_grammar_text().encode()
         self._grammars: list[ctypes.c_void_p] = []
         for _ in range(max_batch):
-            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, self._grammar_texts[None], b"root")
+            sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, plain, b"root")
             if not sampler:
                 raise LlamaCppError("llama.cpp rejected the Motivation grammar")
             self._grammars.append(sampler)
@@ -417,16 +427,8 @@ class LlamaCppBackend:
         Compiling a grammar takes well under a millisecond, so anchored ones are made per request
         and freed after the batch. A name the grammar cannot hold (too long) gets the plain one.
         """
-        name = request.profile.name if self.anchor_name else None
-        if name is not None and name not in self._grammar_texts:
-            if len(self._grammar_texts) > 256:  # names come and go in a long-running world
-                self._grammar_texts = {None: self._grammar_texts[None]}
-            try:
-                self._grammar_texts[name] = build_grammar_text(name).encode()
-            except ValueError:
-                self._grammar_texts[name] = self._grammar_texts[None]
-        text = self._grammar_texts[name]
-        if text is not self._grammar_texts[None]:
+        text = _anchored_grammar(request.profile.name) if self.anchor_name else None
+        if text is not None:
             sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text, b"root")
             if sampler:
                 return sampler

@@ -133,7 +133,7 @@ class Generator:
         self.seed = seed
         # The related person is named in the prompt in only some examples. With ground_others, a
         # reference for a prompt that leaves them out says "her brother", not their name; without
-        # it (the data the shipped model was trained on) ~15% of references name a stranger.
+        # it (the data the shipped model was trained on) 17% of references name a stranger.
         self.ground_others = ground_others
 
     def example(self, index: int) -> Example:

@@ -105,7 +105,7 @@ def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Ra
 def grounded_reference(example: Example) -> bool:
     """Whether the reference names only people the prompt mentions.
 
-    About 15% of the generator's references bring in the character's relation by name when the
+    Without ``ground_others``, 17% of the generator's references bring in the character's relation by name when the
     prompt left that person out; as DPO's chosen side those taught the model to invent people.
     """
     from engine.prompt import build_user_message
