@@ -1,6 +1,6 @@
 """Decision benchmarks, side by side in one run on one model and the same inputs.
 
-    python -m bench.decisions [--model default] [--cases ../shared/eval/public_cases.jsonl] [--skip-hf]
+    python -m bench.decisions [--model default] [--cases finetune/data/public_cases.jsonl] [--skip-hf]
 
 Prints tables and writes bench/results/decisions-<model>.json. Asserts nothing about time.
 1. single-decision latency p50/p95 with prompt/output tokens and tok/s
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="default")
-    parser.add_argument("--cases", type=Path, default=Path("../shared/eval/public_cases.jsonl"))
+    parser.add_argument("--cases", type=Path, default=Path("finetune/data/public_cases.jsonl"))
     parser.add_argument("--skip-hf", action="store_true", help="skip the transformers comparison")
     parser.add_argument("--frame-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)

@@ -9,6 +9,7 @@ from characters.motivation import (
     Motivation,
     normalize_purpose,
 )
+from characters.naming import LEAD_IN_MAX_WORDS, lead_in, name_echo, name_tokens, naming_problem
 from characters.profile import CharacterProfile
 from characters.schema import (
     build_json_schemas,
@@ -19,6 +20,7 @@ from characters.schema import (
 from characters.situation import Situation
 
 __all__ = [
+    "LEAD_IN_MAX_WORDS",
     "PURPOSE_KEYS",
     "PURPOSE_MAX_CHARS",
     "SCHEMA_VERSION",
@@ -32,11 +34,15 @@ __all__ = [
     "Situation",
     "build_json_schemas",
     "build_seed_record",
+    "lead_in",
     "list_casts",
     "load_case",
     "load_cast",
     "load_json_schema",
     "motivation_json_schema",
+    "name_echo",
+    "name_tokens",
+    "naming_problem",
     "normalize_purpose",
     "parse_cast",
     "save_json_schemas",

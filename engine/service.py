@@ -279,7 +279,7 @@ class DecisionService:
                 try:
                     if raw.error:
                         raise InvalidOutput("backend", raw.error)
-                    motivation = parse_motivation(raw.text)
+                    motivation = parse_motivation(raw.text, attempt.ticket.profile.name)
                 except InvalidOutput as err:
                     attempt.last_error = str(err)
                     failed.append(attempt)

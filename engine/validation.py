@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema
 from pydantic import ValidationError
 
-from characters import Motivation, motivation_json_schema
+from characters import Motivation, motivation_json_schema, naming_problem
 
 
 class InvalidOutput(ValueError):
@@ -29,8 +29,12 @@ def _validator() -> jsonschema.protocols.Validator:
     return cls(schema)
 
 
-def parse_motivation(text: str) -> Motivation:
-    """Parse raw text into a Motivation, or raise InvalidOutput naming the failed stage."""
+def parse_motivation(text: str, name: str | None = None) -> Motivation:
+    """Parse raw text into a Motivation, or raise InvalidOutput naming the failed stage.
+
+    With the character's ``name``, a purpose that repeats the name ("Lin Yu ... with Lin Yu") or
+    puts more than a short phrase before it fails at the ``naming`` stage, so the engine retries.
+    """
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as err:
@@ -41,6 +45,12 @@ def parse_motivation(text: str) -> Motivation:
         where = "/".join(str(p) for p in first.path) or "(root)"
         raise InvalidOutput("schema", f"{where}: {first.message}")
     try:
-        return Motivation.model_validate(data)
+        motivation = Motivation.model_validate(data)
     except ValidationError as err:
         raise InvalidOutput("sanity", "; ".join(e["msg"] for e in err.errors())) from None
+    if name:
+        for key, purpose in zip(("purpose_a", "purpose_b", "purpose_c"), motivation.purposes(), strict=True):
+            problem = naming_problem(purpose, name)
+            if problem:
+                raise InvalidOutput("naming", f"{key} {problem}")
+    return motivation

@@ -31,7 +31,7 @@ def find_weak_answers(
     from engine.prompt import build_user_message
     from engine.request import DecisionRequest, Sampling
     from engine.validation import InvalidOutput, parse_motivation
-    from finetune.evaluate import distinctness, invented_names
+    from finetune.metrics import distinctness, invented_names
 
     backend = load_backend(model)
     weak: dict[str, str] = {}

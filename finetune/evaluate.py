@@ -1,6 +1,6 @@
 """Evaluate models through the real engine (GGUF + grammar), side by side.
 
-    python -m finetune.evaluate --model default --model base --cases ../shared/eval/public_cases.jsonl \
+    python -m finetune.evaluate --model default --model base --cases finetune/data/public_cases.jsonl \
         --test data/default/test.jsonl --out runs/eval
 
 For each model and case set: JSON / schema / sanity validity of the first attempt, duplicate
@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import re
 import statistics
 import sys
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,79 +27,16 @@ from engine.request import DecisionRequest, Sampling
 from engine.stats import percentile
 from engine.validation import InvalidOutput, parse_motivation
 from finetune.data.dataset import case_from_record
-
-_WORD = re.compile(r"[a-z']+")
-_STOP = set(
-    [
-        "a",
-        "an",
-        "the",
-        "and",
-        "or",
-        "but",
-        "of",
-        "to",
-        "in",
-        "on",
-        "at",
-        "for",
-        "with",
-        "by",
-        "from",
-        "as",
-        "is",
-        "are",
-        "was",
-        "were",
-        "be",
-        "been",
-        "it",
-        "its",
-        "his",
-        "her",
-        "their",
-        "he",
-        "she",
-        "they",
-        "them",
-        "him",
-        "this",
-        "that",
-        "these",
-        "those",
-        "so",
-        "because",
-        "since",
-        "before",
-        "after",
-        "into",
-        "out",
-        "up",
-        "down",
-        "over",
-        "about",
-        "than",
-        "then",
-        "just",
-        "very",
-        "can",
-        "could",
-        "may",
-        "might",
-        "will",
-        "would",
-        "should",
-        "has",
-        "have",
-        "had",
-        "do",
-        "does",
-        "did",
-        "not",
-        "no",
-    ]
+from finetune.metrics import (
+    content_words,
+    distinctness,
+    grounded,
+    invented_names,
+    moment_text,
+    name_echo,
+    names_character,
+    stock_rate,
 )
-_TITLES = {"mr", "mrs", "ms", "dr", "sir", "lady", "lord", "queen", "king", "sister", "brother", "captain"}
 
 
 @dataclass
@@ -118,57 +53,6 @@ class CaseResult:
     output_tokens: int
     reference: Motivation | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def content_words(text: str) -> set[str]:
-    """Lower-case words minus stop words."""
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
-
-
-def name_tokens(name: str) -> set[str]:
-    """Tokens of a name that identify the character (titles dropped)."""
-    words = {w.strip(".").lower() for w in name.split()}
-    return {w for w in words if w and w not in _TITLES} or words
-
-
-def names_character(purpose: str, name: str) -> bool:
-    """Whether a purpose names the character (any identifying name token)."""
-    words = {w.strip(".,;:!?'\"").lower() for w in purpose.split()}
-    return bool(words & name_tokens(name))
-
-
-_CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b")
-_NOT_NAMES = {
-    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
-    "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
-}  # fmt: skip
-
-
-def invented_names(purposes: Sequence[str], prompt_text: str) -> set[str]:
-    """Capitalized words mid-sentence that the prompt never mentions: usually people the model made up."""
-    known = {w.lower() for w in _WORD.findall(prompt_text.lower())}
-    found = set()
-    for purpose in purposes:
-        for word in _CAPITALIZED.findall(purpose):
-            if word.lower() not in known and word.lower() not in _NOT_NAMES:
-                found.add(word)
-    return found
-
-
-def distinctness(purposes: tuple[str, str, str], name: str = "") -> float:
-    """1 - mean pairwise Jaccard overlap of content words (1 = entirely different).
-
-    The character's name is left out: every purpose must name the character, and counting that
-    shared name as overlap would score a grounded answer as less distinct than an ungrounded one.
-    """
-    drop = name_tokens(name) if name else set()
-    sets = [content_words(p) - drop for p in purposes]
-    overlaps = []
-    for i in range(3):
-        for j in range(i + 1, 3):
-            union = sets[i] | sets[j]
-            overlaps.append(len(sets[i] & sets[j]) / len(union) if union else 1.0)
-    return 1.0 - sum(overlaps) / len(overlaps)
 
 
 class Relevance:
@@ -236,7 +120,7 @@ def run_cases(
         try:
             if raw.error:
                 raise InvalidOutput("backend", raw.error)
-            motivation = parse_motivation(raw.text)
+            motivation = parse_motivation(raw.text, case.profile.name)
         except InvalidOutput as err:
             stage = err.stage
         purposes = _loose_purposes(raw.text)
@@ -272,6 +156,15 @@ def score_results(
     parsed = [r for r in results if r.purposes is not None]
     dup = sum(1 for r in parsed if len({normalize_purpose(p) for p in r.purposes or ()}) < 3)
     named = [names_character(p, r.name) for r in parsed for p in (r.purposes or ())]
+    moments = {c.id: moment_text(c.situation) for c, _ in cases}
+    ground = [grounded(p, moments.get(r.case_id, ""), r.name) for r in parsed for p in (r.purposes or ())]
+    echo = [name_echo(p, r.name) for r in parsed for p in (r.purposes or ())]
+    groups: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for r in parsed:
+        groups.setdefault(r.case_id, []).extend(r.purposes or ())
+        names[r.case_id] = r.name
+    stock = stock_rate(list(groups.values()), [names[k] for k in groups])
     contexts = {c.id: f"{c.situation.context} {c.profile.background}" for c, _ in cases}
     rel = [relevance.score(contexts.get(r.case_id, ""), r.purposes) for r in parsed if r.purposes]
     dist = [distinctness(r.purposes, r.name) for r in parsed if r.purposes]
@@ -284,6 +177,9 @@ def score_results(
         "valid_first_try": sum(r.stage == "ok" for r in results) / n,
         "duplicate_rate": dup / max(len(parsed), 1),
         "name_grounding": sum(named) / max(len(named), 1),
+        "situation_grounding": sum(ground) / max(len(ground), 1),
+        "stock_rate": stock,
+        "name_echo": sum(echo) / max(len(echo), 1),
         "distinctness": statistics.fmean(dist) if dist else 0.0,
         "relevance": statistics.fmean(rel) if rel else 0.0,
         "invented_names": statistics.fmean(invented) if invented else 0.0,
@@ -307,7 +203,7 @@ def score_results(
 
 REPORT_METRICS = (
     "json_valid", "schema_valid", "valid_first_try", "duplicate_rate", "name_grounding",
-    "distinctness", "relevance", "invented_names", "rougeL", "bleu", "latency_ms_p50", "output_tokens_mean",
+    "situation_grounding", "stock_rate", "name_echo", "distinctness", "relevance", "invented_names", "rougeL", "bleu", "latency_ms_p50", "output_tokens_mean",
 )  # fmt: skip
 
 

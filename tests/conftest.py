@@ -15,8 +15,7 @@ from characters import CharacterProfile, Situation
 from engine.request import DecisionRequest, RawDecision
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-PUBLIC_CASES = SHARED / "eval" / "public_cases.jsonl"
+PUBLIC_CASES = ROOT / "finetune" / "data" / "public_cases.jsonl"
 
 
 def motivation_json(name: str = "Ann", tag: str = "") -> str:

@@ -31,7 +31,7 @@ import numpy as np
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-from characters import motivation_json_schema
+from characters import LEAD_IN_MAX_WORDS, motivation_json_schema
 from engine.prompt import build_messages
 from engine.request import DecisionRequest, RawDecision, Sampling
 
@@ -55,7 +55,10 @@ def _init_backend(verbose: bool) -> None:
             _backend_initialised = True
 
 
-_LEAD_MAX = 43  # "Ever reserved, ": a capitalised phrase of up to 41 characters, then ", "
+# "Hands shaking, ": a capitalised phrase of 1-4 words of up to 10 letters each, then ", ". A longer
+# lead-in let a garbled clause stand before the name ("... kitchen ands, Marco Bellini").
+_LEAD_WORDS, _LEAD_WORD_CHARS = LEAD_IN_MAX_WORDS, 10
+_LEAD_MAX = _LEAD_WORDS * (_LEAD_WORD_CHARS + 1) + 1
 
 
 def build_grammar_text(name: str | None = None) -> str:
@@ -79,7 +82,8 @@ def build_grammar_text(name: str | None = None) -> str:
     literal = json.dumps(name, ensure_ascii=False)[1:-1]  # as it appears inside the JSON string
     rules = [
         f'anchor-name ::= "{literal.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"',
-        f'anchor-lead ::= [A-Z] [a-zA-Z\' -]{{1,{_LEAD_MAX - 3}}} ", "',
+        f"anchor-lead ::= [A-Z] [a-zA-Z']{{0,{_LEAD_WORD_CHARS - 1}}} "
+        f'(" " [a-zA-Z\']{{1,{_LEAD_WORD_CHARS}}}){{0,{_LEAD_WORDS - 1}}} ", "',
     ]
     for key, spec in motivation_json_schema()["properties"].items():
         rule = key.replace("_", "-")

@@ -109,7 +109,7 @@ def grounded_reference(example: Example) -> bool:
     prompt left that person out; as DPO's chosen side those taught the model to invent people.
     """
     from engine.prompt import build_user_message
-    from finetune.evaluate import invented_names
+    from finetune.metrics import invented_names
 
     prompt = build_user_message(example.profile, example.situation)
     return not invented_names(list(example.motivation.purposes()), prompt)

@@ -32,7 +32,7 @@ from engine.prompt import build_user_message
 from engine.validation import InvalidOutput, parse_motivation
 from finetune.config import TeacherSettings
 from finetune.data.generator import Example
-from finetune.evaluate import names_character
+from finetune.metrics import names_character
 
 TeacherMode = Literal["write", "rewrite"]
 
@@ -121,7 +121,7 @@ def build_request_body(example: Example, settings: TeacherSettings) -> dict[str,
 def check_teacher_answer(text: str, example: Example) -> Motivation:
     """Parse and validate one answer; raises InvalidOutput naming the failed check."""
     match = _FENCE.match(text)
-    motivation = parse_motivation(match.group(1) if match else text.strip())
+    motivation = parse_motivation(match.group(1) if match else text.strip(), example.profile.name)
     for key, purpose in zip(("purpose_a", "purpose_b", "purpose_c"), motivation.purposes(), strict=True):
         if not names_character(purpose, example.profile.name):
             raise InvalidOutput("grounding", f"{key} does not name {example.profile.name}")

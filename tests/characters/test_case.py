@@ -5,7 +5,7 @@ import pytest
 
 from characters import CaseError, build_seed_record, load_case
 
-PUBLIC = Path(__file__).resolve().parents[3] / "shared" / "eval" / "public_cases.jsonl"
+PUBLIC = Path(__file__).resolve().parents[2] / "finetune" / "data" / "public_cases.jsonl"
 
 
 def test_seed_format_loads_into_same_models():
@@ -35,7 +35,6 @@ def test_nested_and_flat_formats_agree():
     assert flat.id == "7"
 
 
-@pytest.mark.skipif(not PUBLIC.exists(), reason="shared/eval not present beside the checkout")
 def test_public_cases_all_load():
     lines = PUBLIC.read_text("utf-8").splitlines()
     cases = [load_case(json.loads(line)) for line in lines if line.strip()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from finetune.evaluate import distinctness, names_character
+from finetune.metrics import distinctness, names_character
 
 
 def test_distinctness_measures_the_actions_not_the_shared_name() -> None:
@@ -29,7 +29,7 @@ def test_name_grounding_accepts_any_identifying_part_but_not_titles() -> None:
 
 
 def test_invented_names_flags_people_the_prompt_never_mentions() -> None:
-    from finetune.evaluate import invented_names
+    from finetune.metrics import invented_names
 
     prompt = "Name: Maya Lindqvist\\nKnows: Owen Price (friend)\\nWhen/where: Monday, Bakery"
     purposes = (

@@ -122,7 +122,7 @@ def test_sharegpt_import_errors_name_the_record(tmp_path):
 
 def test_dpo_pairs_reject_each_degradation():
     from finetune.data.preferences import grounded_reference
-    from finetune.evaluate import invented_names
+    from finetune.metrics import invented_names
 
     examples = generate_examples(40, seed=13, ground_others=False)  # some references name strangers
     pairs = build_preference_pairs(examples, 24, seed=1)

@@ -4,7 +4,7 @@ import pytest
 
 from characters import normalize_purpose
 from engine import DecisionService
-from finetune.evaluate import distinctness
+from finetune.metrics import distinctness
 from models.registry import ModelNotBuilt, list_models, resolve_gguf, verify_model
 from tests.conftest import load_public_cases
 

@@ -1,0 +1,506 @@
+"""Text measures shared by the data checks, the data report, the teacher and the evaluation.
+
+One place for what "grounded", "stock", "name echo" and "invented name" mean, so a dataset is
+judged by the same rules as the model trained on it. Pure functions over strings; no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from characters import Situation
+from characters.naming import TITLES, name_echo, name_tokens
+
+__all__ = [
+    "STOPWORDS",
+    "TITLES",
+    "content_words",
+    "distinctness",
+    "grounded",
+    "invented_names",
+    "moment_text",
+    "name_echo",
+    "name_tokens",
+    "names_character",
+    "near_duplicates",
+    "ngram_shares",
+    "ngrams",
+    "stem",
+    "stock_ngrams",
+    "stock_rate",
+    "words",
+]
+
+_WORD = re.compile(r"[a-z][a-z']*")
+
+# Function words, and words so common in any moment that sharing them says nothing about grounding
+# ("morning", "time", "day"): a purpose that repeats only these has not read the situation.
+STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "nor",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "for",
+        "with",
+        "by",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "am",
+        "it",
+        "its",
+        "it's",
+        "his",
+        "her",
+        "hers",
+        "their",
+        "theirs",
+        "he",
+        "she",
+        "they",
+        "them",
+        "him",
+        "this",
+        "that",
+        "these",
+        "those",
+        "so",
+        "because",
+        "since",
+        "before",
+        "after",
+        "into",
+        "onto",
+        "out",
+        "up",
+        "down",
+        "over",
+        "under",
+        "about",
+        "than",
+        "then",
+        "just",
+        "very",
+        "can",
+        "could",
+        "may",
+        "might",
+        "will",
+        "would",
+        "should",
+        "shall",
+        "must",
+        "has",
+        "have",
+        "had",
+        "do",
+        "does",
+        "did",
+        "done",
+        "not",
+        "no",
+        "yes",
+        "if",
+        "when",
+        "while",
+        "where",
+        "who",
+        "whom",
+        "whose",
+        "which",
+        "what",
+        "why",
+        "how",
+        "all",
+        "any",
+        "both",
+        "each",
+        "few",
+        "more",
+        "most",
+        "other",
+        "some",
+        "such",
+        "only",
+        "own",
+        "same",
+        "too",
+        "also",
+        "yet",
+        "still",
+        "even",
+        "there",
+        "here",
+        "now",
+        "today",
+        "tonight",
+        "once",
+        "again",
+        "ever",
+        "never",
+        "always",
+        "already",
+        "soon",
+        "later",
+        "back",
+        "off",
+        "away",
+        "through",
+        "during",
+        "until",
+        "till",
+        "upon",
+        "within",
+        "without",
+        "between",
+        "among",
+        "against",
+        "toward",
+        "towards",
+        "around",
+        "near",
+        "far",
+        "i",
+        "me",
+        "my",
+        "mine",
+        "we",
+        "us",
+        "our",
+        "ours",
+        "you",
+        "your",
+        "yours",
+        "one",
+        "two",
+        "three",
+        "first",
+        "last",
+        "next",
+        "time",
+        "times",
+        "day",
+        "days",
+        "morning",
+        "evening",
+        "night",
+        "afternoon",
+        "noon",
+        "dawn",
+        "dusk",
+        "hour",
+        "hours",
+        "minute",
+        "minutes",
+        "week",
+        "weeks",
+        "moment",
+        "moments",
+        "thing",
+        "things",
+        "way",
+        "ways",
+        "lot",
+        "lots",
+        "much",
+        "many",
+        "get",
+        "gets",
+        "got",
+        "getting",
+        "go",
+        "goes",
+        "going",
+        "went",
+        "gone",
+        "make",
+        "makes",
+        "made",
+        "making",
+        "take",
+        "takes",
+        "took",
+        "taking",
+        "come",
+        "comes",
+        "came",
+        "coming",
+        "see",
+        "sees",
+        "saw",
+        "seen",
+        "know",
+        "knows",
+        "knew",
+        "want",
+        "wants",
+        "wanted",
+        "need",
+        "needs",
+        "needed",
+        "keep",
+        "keeps",
+        "kept",
+        "let",
+        "lets",
+        "put",
+        "puts",
+        "say",
+        "says",
+        "said",
+        "tell",
+        "tells",
+        "told",
+        "think",
+        "thinks",
+        "thought",
+        "look",
+        "looks",
+        "looked",
+        "find",
+        "finds",
+        "found",
+        "give",
+        "gives",
+        "gave",
+        "try",
+        "tries",
+        "tried",
+        "ask",
+        "asks",
+        "asked",
+        "feel",
+        "feels",
+        "felt",
+        "seem",
+        "seems",
+        "like",
+        "well",
+        "good",
+        "bad",
+        "new",
+        "old",
+        "big",
+        "small",
+        "little",
+        "long",
+        "right",
+        "left",
+        "sure",
+        "something",
+        "someone",
+        "somebody",
+        "anything",
+        "anyone",
+        "everything",
+        "everyone",
+        "nothing",
+        "nobody",
+        "every",
+        "whether",
+        "though",
+        "although",
+        "however",
+        "instead",
+        "rather",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "am",
+        "pm",
+        "o'clock",
+    ]
+)
+NOT_NAMES = frozenset(
+    [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+        "god",
+    ]
+)
+_CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens, possessive 's dropped."""
+    return [w[:-2] if w.endswith("'s") else w.rstrip("'") for w in _WORD.findall(text.lower())]
+
+
+def stem(word: str) -> str:
+    """A light stem so 'leaking', 'leaks' and 'leaked' meet at 'leak'."""
+    for suffix in ("ings", "ing", "ied", "ies", "ed", "es", "s"):
+        if suffix == "s" and word.endswith(("ss", "us", "is")):  # "glass", "bus", "crisis"
+            continue
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            base = word[: -len(suffix)]
+            if suffix in ("ied", "ies"):
+                return base + "y"
+            if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "lsz":  # "stopped" -> "stop"
+                base = base[:-1]
+            return base
+    return word
+
+
+def content_words(text: str, drop: Iterable[str] = ()) -> set[str]:
+    """Stems of the words that carry meaning: stopwords, short words and ``drop`` left out."""
+    dropped = {stem(w) for w in drop} | set(drop)
+    out = set()
+    for word in words(text):
+        if len(word) < 3 or word in STOPWORDS:
+            continue
+        s = stem(word)
+        if s not in dropped and word not in dropped:
+            out.add(s)
+    return out
+
+
+def names_character(purpose: str, name: str) -> bool:
+    """Whether a purpose names the character (any identifying name token)."""
+    found = {w.strip(".,;:!?'\"").lower() for w in purpose.replace("-", " ").split()}
+    found |= {w[:-2] for w in found if w.endswith("'s")}
+    return bool(found & name_tokens(name))
+
+
+def moment_text(situation: Situation) -> str:
+    """Everything a prompt says about the moment: context, time, place, who is near, recent events."""
+    parts = [situation.context, situation.time or "", situation.location or ""]
+    return " ".join([*parts, *situation.nearby, *situation.recent_events])
+
+
+def grounded(purpose: str, situation_text: str, name: str = "") -> bool:
+    """Whether a purpose reuses a content word of the situation (the name does not count)."""
+    drop = name_tokens(name) if name else set()
+    return bool(content_words(purpose, drop) & content_words(situation_text, drop))
+
+
+def invented_names(purposes: Sequence[str], prompt_text: str) -> set[str]:
+    """Capitalized words mid-sentence that the prompt never mentions: usually people the model made up."""
+    known = set(words(prompt_text)) | {w.lower() for w in _WORD.findall(prompt_text.lower())}
+    found = set()
+    for purpose in purposes:
+        for word in _CAPITALIZED.findall(purpose):
+            if word.lower() not in known and word.lower() not in NOT_NAMES:
+                found.add(word)
+    return found
+
+
+def distinctness(purposes: Sequence[str], name: str = "") -> float:
+    """1 - mean pairwise Jaccard overlap of content words (1 = entirely different).
+
+    The character's name is left out: every purpose must name the character, and counting that
+    shared name as overlap would score a grounded answer as less distinct than an ungrounded one.
+    """
+    drop = name_tokens(name) if name else set()
+    sets = [content_words(p, drop) for p in purposes]
+    overlaps = []
+    for i in range(len(sets)):
+        for j in range(i + 1, len(sets)):
+            union = sets[i] | sets[j]
+            overlaps.append(len(sets[i] & sets[j]) / len(union) if union else 1.0)
+    return 1.0 - sum(overlaps) / len(overlaps) if overlaps else 1.0
+
+
+def ngrams(text: str, n: int = 4, drop: Iterable[str] = ()) -> set[str]:
+    """The distinct word n-grams of ``text``, with the ``drop`` words (a name) taken out first."""
+    gone = set(drop)
+    tokens = [w for w in words(text) if w not in gone]
+    return {" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def ngram_shares(
+    groups: Sequence[Sequence[str]], names: Sequence[str], n: int = 4
+) -> tuple[Counter[str], int]:
+    """How many groups use each n-gram, and the number of texts in all.
+
+    A group is the texts of one case (its purposes, over all its samples); an n-gram counts once
+    per group, so a case sampled three times that keeps its own situation's words is not "stock".
+    The case's name tokens are taken out first.
+    """
+    counts: Counter[str] = Counter()
+    total = 0
+    for texts, name in zip(groups, names, strict=True):
+        drop = name_tokens(name) | {w.strip(".'").lower() for w in name.split()}
+        seen: set[str] = set()
+        for text in texts:
+            seen |= ngrams(text, n, drop)
+            total += 1
+        counts.update(seen)
+    return counts, total
+
+
+def stock_ngrams(groups: Sequence[Sequence[str]], names: Sequence[str], share: float = 0.05) -> set[str]:
+    """4-grams found in more than ``share`` of all the texts (counted once per case)."""
+    counts, total = ngram_shares(groups, names)
+    return {gram for gram, count in counts.items() if count > share * total}
+
+
+def stock_rate(groups: Sequence[Sequence[str]], names: Sequence[str], share: float = 0.05) -> float:
+    """Share of texts that contain a stock 4-gram (see ``stock_ngrams``)."""
+    stock = stock_ngrams(groups, names, share)
+    hits = total = 0
+    for texts, name in zip(groups, names, strict=True):
+        drop = name_tokens(name) | {w.strip(".'").lower() for w in name.split()}
+        for text in texts:
+            total += 1
+            hits += bool(ngrams(text, 4, drop) & stock)
+    return hits / total if total else 0.0
+
+
+def near_duplicates(texts: Sequence[str], threshold: float = 0.8) -> list[tuple[int, int, float]]:
+    """Pairs of texts whose content-word sets overlap by at least ``threshold`` (Jaccard).
+
+    An inverted index keeps this near-linear for thousands of texts.
+    """
+    sets = [content_words(t) for t in texts]
+    index: dict[str, list[int]] = {}
+    pairs = []
+    for i, s in enumerate(sets):
+        candidates: Counter[int] = Counter()
+        for word in s:
+            for j in index.get(word, ()):
+                candidates[j] += 1
+        for j, shared in candidates.items():
+            union = len(s | sets[j])
+            if union and shared / union >= threshold:
+                pairs.append((j, i, round(shared / union, 3)))
+        for word in s:
+            index.setdefault(word, []).append(i)
+    return pairs
