@@ -29,8 +29,17 @@ class DataConfig(BaseModel):
     """Generated data: how many examples, from which seed, written where."""
 
     model_config = ConfigDict(extra="forbid")
-    n: int = Field(default=2600, ge=10, description="examples generated before the 80/10/10 split")
+    n: int = Field(default=2600, ge=0, description="examples generated before the 80/10/10 split")
     seed: int = 1
+    generator: Literal["situational", "procedural"] = Field(
+        default="situational",
+        description="situational: generator v2 (every purpose answers the moment); procedural: v1",
+    )
+    corpus: bool = Field(
+        default=True,
+        description="add the hand-written corpus (finetune/data/corpus): its train part to train, its "
+        "test part as test.jsonl, the main test set",
+    )
     ground_others: bool = Field(
         default=True, description="references never name a related person the prompt leaves out"
     )
@@ -76,6 +85,20 @@ class DPOSettings(BaseModel):
         description="a model (registry name or GGUF) whose own weak answers become rejected sides (on-policy)",
     )
     rejected_threshold: float = Field(default=0.75, ge=0, le=1, description="distinctness below this is weak")
+    rejected_file: str | None = Field(
+        default=None,
+        description="JSONL of {id, text}: a model's answers already collected (python -m finetune.dpo "
+        "CONFIG --collect-only writes it), so DPO can run where llama.cpp is not installed",
+    )
+    own_share: float = Field(
+        default=1.0, ge=0, le=1, description="share of the pairs offered to rejected_model's own answers"
+    )
+    kinds: list[str] | None = Field(
+        default=None, description="synthetic rejected kinds in rotation (default: the original six)"
+    )
+    chosen_from: Literal["any", "corpus"] = Field(
+        default="any", description="corpus: chosen sides only from the hand-written corpus"
+    )
     epochs: float = 1.0
     max_steps: int = -1
     batch_size: int = 4

@@ -18,20 +18,21 @@ from typing import Any
 from finetune.config import RunConfig, load_config
 from finetune.data.dataset import save_jsonl
 from finetune.data.generator import Example
-from finetune.data.preferences import build_preference_pairs, draw_chosen
+from finetune.data.preferences import DEGRADATIONS, build_preference_pairs, draw_chosen
 
 
 def find_weak_answers(
     model: str, examples: list[Example], threshold: float, seed: int = 0
 ) -> tuple[dict[str, str], dict[str, int]]:
-    """A model's own answers that fall short: invalid, duplicated, not distinct enough, or naming
-    people the prompt never mentions. These make on-policy rejected sides for DPO: they are the
-    mistakes this model actually makes, not ones it has already unlearned."""
+    """A model's own answers that fall short: invalid (naming included), naming people the prompt
+    never mentions, carrying a stock phrase, answering the situation in fewer than two purposes, or
+    not distinct enough. These make on-policy rejected sides for DPO: they are the mistakes this
+    model actually makes, not ones it has already unlearned."""
     from engine.models import load_backend
     from engine.prompt import build_user_message
     from engine.request import DecisionRequest, Sampling
     from engine.validation import InvalidOutput, parse_motivation
-    from finetune.metrics import distinctness, invented_names
+    from finetune.metrics import distinctness, grounded, has_stock_phrase, invented_names, moment_text
 
     backend = load_backend(model)
     weak: dict[str, str] = {}
@@ -45,12 +46,17 @@ def find_weak_answers(
         ]  # fmt: skip
         for ex, raw in zip(chunk, backend.generate(requests), strict=True):
             try:
-                purposes = parse_motivation(raw.text).purposes()
+                purposes = parse_motivation(raw.text, ex.profile.name).purposes()
             except InvalidOutput as err:
                 reason = err.stage
             else:
+                moment = moment_text(ex.situation)
                 if invented_names(purposes, build_user_message(ex.profile, ex.situation)):
                     reason = "invented_name"
+                elif any(has_stock_phrase(p) for p in purposes):
+                    reason = "stock"
+                elif sum(grounded(p, moment, ex.profile.name) for p in purposes) < 2:
+                    reason = "ungrounded"
                 elif distinctness(purposes, ex.profile.name) < threshold:
                     reason = "not_distinct"
                 else:
@@ -62,6 +68,40 @@ def find_weak_answers(
             file=sys.stderr,
         )
     getattr(backend, "close", lambda: None)()
+    return weak, reasons
+
+
+def chosen_pool(cfg: RunConfig, train_examples: list[Example]) -> list[Example]:
+    """The examples whose references may be chosen sides."""
+    if cfg.dpo.chosen_from == "corpus":
+        return [ex for ex in train_examples if ex.meta.get("source") == "corpus"]
+    return train_examples
+
+
+def collect_weak_answers(cfg: RunConfig, pool: list[Example]) -> tuple[dict[str, str], dict[str, int]]:
+    """The rejected model's weak answers for the first ``own_share`` of the chosen examples.
+
+    Read from ``dpo.rejected_file`` when it exists (collected earlier, perhaps on another machine);
+    otherwise asked of ``dpo.rejected_model`` through llama.cpp and saved there for the next run.
+    """
+    if not cfg.dpo.rejected_model and not cfg.dpo.rejected_file:
+        return {}, {}
+    path = Path(cfg.dpo.rejected_file) if cfg.dpo.rejected_file else None
+    if path is not None and path.exists():
+        rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        reasons: dict[str, int] = {}
+        for row in rows:
+            reasons[row.get("reason", "?")] = reasons.get(row.get("reason", "?"), 0) + 1
+        return {row["id"]: row["text"] for row in rows}, reasons
+    if not cfg.dpo.rejected_model:
+        raise FileNotFoundError(f"dpo.rejected_file {path} does not exist and no dpo.rejected_model is set")
+    chosen = draw_chosen(pool, cfg.dpo.pairs, seed=cfg.seed)
+    asked = chosen[: round(len(chosen) * cfg.dpo.own_share)]
+    weak, reasons = find_weak_answers(
+        cfg.dpo.rejected_model, asked, cfg.dpo.rejected_threshold, seed=cfg.seed
+    )
+    if path is not None:
+        save_jsonl(path, ({"id": k, "text": v} for k, v in weak.items()))
     return weak, reasons
 
 
@@ -78,16 +118,12 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
 
     out_dir = Path(cfg.output_dir) / "dpo"
     out_dir.mkdir(parents=True, exist_ok=True)
-    weak: dict[str, str] = {}
-    weak_reasons: dict[str, int] = {}
-    if cfg.dpo.rejected_model:
-        chosen = draw_chosen(train_examples, cfg.dpo.pairs, seed=cfg.seed)
-        weak, weak_reasons = find_weak_answers(
-            cfg.dpo.rejected_model, chosen, cfg.dpo.rejected_threshold, seed=cfg.seed
-        )
+    pool = chosen_pool(cfg, train_examples)
+    weak, weak_reasons = collect_weak_answers(cfg, pool)
     pairs = build_preference_pairs(
-        train_examples, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output"
-    )
+        pool, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output",
+        kinds=cfg.dpo.kinds or DEGRADATIONS,
+    )  # fmt: skip
     save_jsonl(out_dir / "pairs.jsonl", pairs)
     kinds: dict[str, int] = {}
     for pair in pairs:
@@ -147,18 +183,25 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run DPO on the adapter of an SFT run described by a config."""
-    from finetune.data.dataset import split_examples
-    from finetune.data.generator import generate_examples
+    """Run DPO on the adapter of an SFT run described by a config (or only collect own answers)."""
+    import argparse
 
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    cfg = load_config(argv[0], argv[1:])
-    train = split_examples(
-        generate_examples(cfg.data.n, cfg.data.seed, ground_others=cfg.data.ground_others)
-    )["train"]
+    from finetune.data.dataset import examples_from_records, load_jsonl
+
+    parser = argparse.ArgumentParser(prog="python -m finetune.dpo", description=__doc__)
+    parser.add_argument("config")
+    parser.add_argument("overrides", nargs="*")
+    parser.add_argument(
+        "--collect-only", action="store_true",
+        help="only ask dpo.rejected_model for its answers and write dpo.rejected_file (needs llama.cpp)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config, args.overrides)
+    train = examples_from_records(load_jsonl(Path(cfg.data.out_dir) / "train.jsonl"))
+    if args.collect_only:
+        weak, reasons = collect_weak_answers(cfg, chosen_pool(cfg, train))
+        print(json.dumps({"weak": len(weak), "reasons": reasons, "file": cfg.dpo.rejected_file}))
+        return 0
     print(json.dumps(run_dpo(cfg, Path(cfg.output_dir) / "adapter", train), indent=2))
     return 0
 

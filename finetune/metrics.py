@@ -14,11 +14,13 @@ from characters import Situation
 from characters.naming import TITLES, name_echo, name_tokens
 
 __all__ = [
+    "STOCK_PHRASES",
     "STOPWORDS",
     "TITLES",
     "content_words",
     "distinctness",
     "grounded",
+    "has_stock_phrase",
     "invented_names",
     "moment_text",
     "name_echo",
@@ -33,7 +35,7 @@ __all__ = [
     "words",
 ]
 
-_WORD = re.compile(r"[a-z][a-z']*")
+_WORD = re.compile(r"[^\W\d_](?:[^\W\d_]|')*")  # letters of any script: "Tomás" is one word
 
 # Function words, and words so common in any moment that sharing them says nothing about grounding
 # ("morning", "time", "day"): a purpose that repeats only these has not read the situation.
@@ -332,6 +334,23 @@ STOPWORDS = frozenset(
         "o'clock",
     ]
 )
+# Stock phrases the first generator taught the model, which it then used whatever the situation.
+STOCK_PHRASES = (
+    "get on with the work", "gets on with the work", "getting on with the work", "keep things running",
+    "keeps things running", "feel less alone", "more than anyone", "counting on", "will not do itself",
+    "does every day", "always knows what to do", "deserves to know", "anything rash", "acting blindly",
+    "prefers to be sure", "costly mistake", "how things develop", "gathers more information",
+    "makes a list of options", "thinks it over carefully", "nobody can say", "slacked off",
+    "would want to hear it first", "is all right", "the day's work", "as usual",
+)  # fmt: skip
+
+
+def has_stock_phrase(text: str) -> bool:
+    """Whether ``text`` carries one of the first generator's stock phrases."""
+    low = text.lower()
+    return any(phrase in low for phrase in STOCK_PHRASES)
+
+
 NOT_NAMES = frozenset(
     [
         "monday",
@@ -356,7 +375,7 @@ NOT_NAMES = frozenset(
         "god",
     ]
 )
-_CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]{2,})\b")
+_CAPITALIZED = re.compile(r"(?<![.!?]\s)(?<!^)(?<!['’])\b([A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]{2,})\b")  # not "O'Neill"
 
 
 def words(text: str) -> list[str]:

@@ -167,7 +167,10 @@ def build_model(
         if not path.exists() or sha256_file(path) != entry.sha256:
             raise BuildError(f"{path}: adapter file missing or changed; `daydream models verify {name}`")
     tmp_target = target.with_name(f".{target.name}.building")
-    build_gguf(str(base_path), adapter_dir, tmp_target, name=name, quant=manifest.gguf.quant, progress=say)
+    gguf_name = manifest.gguf.model_name or name
+    build_gguf(
+        str(base_path), adapter_dir, tmp_target, name=gguf_name, quant=manifest.gguf.quant, progress=say
+    )
     say("checking sha256 against the manifest")
     digest = sha256_file(tmp_target)
     if digest != manifest.gguf.sha256:

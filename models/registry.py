@@ -55,6 +55,11 @@ class GGUFEntry(BaseModel):
     sha256: str
     bytes: int
     quant: str
+    model_name: str | None = Field(
+        default=None,
+        description="the name written into the GGUF's metadata (default: the manifest's name); a "
+        "renamed model keeps the name it was built under, and so its exact bytes",
+    )
 
 
 class ModelManifest(BaseModel):

@@ -37,6 +37,7 @@ _FELT = {
     "apologize": "apologized to me",
 }
 INTERRUPT_IMPORTANCE = 7
+NEIGHBOUR_MINUTES = 5  # an event at a place is seen from places this close (the square next to the bakery)
 
 
 @dataclass
@@ -243,19 +244,29 @@ class Simulation:
     # -- designer and player events ---------------------------------------------------------
 
     def inject_event(
-        self, text: str, *, place: str | None = None, character: str | None = None, importance: int = 7
+        self,
+        text: str,
+        *,
+        place: str | None = None,
+        character: str | None = None,
+        importance: int = 7,
+        reach_minutes: int | None = NEIGHBOUR_MINUTES,
     ) -> list[str]:
         """An event at a place, for one character, or for everyone; returns who it reached.
 
-        It enters their memories (and so their situations); at importance >= 7 it interrupts what
-        they are doing and asks for a new decision at high priority.
+        An event at a place reaches everyone there and everyone at a place next to it (at most
+        ``reach_minutes`` of travel away; ``None`` keeps it to the place itself): a fire in the
+        bakery is seen from the square. It enters their memories (and so their situations); at
+        importance >= 7 it interrupts what they are doing and asks for a new decision at high
+        priority.
         """
         if place is not None and place not in {p.name for p in self.world.places}:
             raise ValueError(f"unknown place {place!r}")
         if character is not None and character not in self.agents:
             raise ValueError(f"unknown character {character!r}")
+        near = self.neighbourhood(place, reach_minutes) if place is not None else set()
         reached = [a for a in self._ordered()
-                   if (character is None or a.name == character) and (place is None or a.place == place)]  # fmt: skip
+                   if (character is None or a.name == character) and (place is None or a.place in near)]  # fmt: skip
         for agent in reached:
             agent.remember(self.clock, text, importance, [], place or agent.place)
             if importance >= INTERRUPT_IMPORTANCE:
@@ -268,6 +279,16 @@ class Simulation:
         self._publish("injected", f"{text} (reached {len(names)})", names, place, importance=importance)
         self._request_decisions()
         return names
+
+    def neighbourhood(self, place: str, reach_minutes: int | None = NEIGHBOUR_MINUTES) -> set[str]:
+        """The place and every place at most ``reach_minutes`` of travel from it."""
+        if reach_minutes is None:
+            return {place}
+        return {
+            p.name
+            for p in self.world.places
+            if p.name == place or self.world.travel(place, p.name) <= reach_minutes
+        }
 
     # -- persistence ------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ trained on and are the main test set of the grounded-motivation metrics.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -30,6 +31,7 @@ from characters import CaseError, Motivation, load_case, naming_problem
 from engine.prompt import FIELD_BUDGET_CHARS, build_user_message
 from finetune.data.generator import Example
 from finetune.metrics import (
+    STOCK_PHRASES,
     content_words,
     distinctness,
     grounded,
@@ -52,15 +54,7 @@ MIN_GROUNDED = 0.90  # share of purposes that reuse a content word of the situat
 _ID = re.compile(r"^([a-z]+)-(\d{3,4})$")
 _KEYS = {"id", "genre", "stakes", "profile", "situation", "motivation"}
 
-# Stock phrases the old generator taught the model; a reference must never carry them.
-FILLER = (
-    "get on with the work", "gets on with the work", "getting on with the work", "keep things running",
-    "keeps things running", "feel less alone", "more than anyone", "counting on", "will not do itself",
-    "does every day", "always knows what to do", "deserves to know", "anything rash", "acting blindly",
-    "prefers to be sure", "costly mistake", "how things develop", "gathers more information",
-    "makes a list of options", "thinks it over carefully", "nobody can say", "slacked off",
-    "would want to hear it first", "is all right", "the day's work", "as usual",
-)  # fmt: skip
+FILLER = STOCK_PHRASES  # a reference must never carry them
 
 
 class CorpusError(ValueError):
@@ -156,7 +150,8 @@ def load_corpus(paths: list[Path] | None = None, split: str | None = None) -> li
     return [ex for ex in examples if split is None or corpus_split(ex.id) == split]
 
 
-def _reserved_names() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def reserved_names() -> frozenset[str]:
     """Names a corpus must not use: the example casts (the world tests) and the public eval cases."""
     import yaml
 
@@ -172,10 +167,10 @@ def _reserved_names() -> set[str]:
                 record = json.loads(line)
                 names.add(record.get("name") or record.get("profile", {}).get("name", ""))
     names.discard("")
-    return names
+    return frozenset(names)
 
 
-def check_example(ex: Example, where: str, reserved: set[str]) -> tuple[list[str], int]:
+def check_example(ex: Example, where: str, reserved: frozenset[str]) -> tuple[list[str], int]:
     """Errors for one example, and how many of its purposes are grounded in the situation."""
     errors = []
     name = ex.profile.name
@@ -221,7 +216,7 @@ def check_example(ex: Example, where: str, reserved: set[str]) -> tuple[list[str
 def check_corpus(paths: list[Path] | None = None) -> CorpusCheck:
     """Every rule over the given files (default: the whole corpus)."""
     report = CorpusCheck()
-    reserved = _reserved_names()
+    reserved = reserved_names()
     examples: list[Example] = []
     where_of: list[str] = []
     for path in paths or corpus_files():

@@ -60,6 +60,15 @@ def case_from_record(record: dict[str, Any]) -> tuple[Case, Motivation]:
     return case, Motivation.model_validate_json(record["messages"][-1]["content"])
 
 
+def examples_from_records(records: list[dict[str, Any]]) -> list[Example]:
+    """Examples back from messages records (what ``build_messages_record`` wrote)."""
+    out = []
+    for record in records:
+        case, motivation = case_from_record(record)
+        out.append(Example(record["id"], case.profile, case.situation, motivation, record.get("meta") or {}))
+    return out
+
+
 def build_sharegpt_record(ex: Example) -> dict[str, Any]:
     """The seed's sharegpt shape: JSON user turn with seed keys, JSON assistant turn."""
     return {
@@ -154,7 +163,12 @@ def build_dataset(
 
     Returns the examples by split (imports are in train) and a summary of what was written.
     """
-    examples = generate_examples(cfg.n, cfg.seed, ground_others=cfg.ground_others)
+    if cfg.generator == "situational":
+        from finetune.data.situational import generate_situational
+
+        examples = generate_situational(cfg.n, cfg.seed)
+    else:
+        examples = generate_examples(cfg.n, cfg.seed, ground_others=cfg.ground_others)
     summary: dict[str, Any] = {}
     out_dir = Path(cfg.out_dir)
     if cfg.teacher is not None:
@@ -174,6 +188,18 @@ def build_dataset(
     extra = [ex for path in cfg.extra_sharegpt for ex in build_imported_examples(Path(path))]
     splits = split_examples(examples)
     splits["train"] += extra
+    if cfg.corpus:
+        from finetune.data.corpus import corpus_split, load_corpus
+
+        generated_test = splits["test"]
+        written = [ex for ex in load_corpus()]
+        for name in SPLITS:
+            part = [ex for ex in written if corpus_split(ex.id) == name]
+            splits[name] = splits[name] + part if name != "test" else part
+        splits["gen_test"] = generated_test
+        # two sources in one file: interleave them by a hash of the id, reproducibly
+        splits["train"].sort(key=lambda ex: hashlib.sha256(ex.id.encode()).hexdigest())
+        summary["corpus"] = len(written)
     summary["splits"] = save_splits(splits, out_dir)
     if extra:
         summary["imported"] = len(extra)
@@ -197,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         "--ungrounded-others", action="store_true",
         help="let references name a related person the prompt leaves out (the shipped model's data)",
     )  # fmt: skip
+    parser.add_argument("--generator", choices=("situational", "procedural"), default="situational",
+                        help="situational: generator v2 (every purpose answers the moment); procedural: v1")  # fmt: skip
+    parser.add_argument("--no-corpus", action="store_true", help="leave out the hand-written corpus")
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="SHAREGPT",
                         help="a seed-format sharegpt file to add to train (repeatable)")  # fmt: skip
     teacher = parser.add_argument_group("teacher distillation (any OpenAI-compatible chat endpoint)")
@@ -217,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
     cfg = DataConfig(
         n=args.n, seed=args.seed, out_dir=str(args.out), extra_sharegpt=args.imports, teacher=settings,
-        ground_others=not args.ungrounded_others,
+        ground_others=not args.ungrounded_others, generator=args.generator, corpus=not args.no_corpus,
     )  # fmt: skip
     try:
         _, summary = build_dataset(cfg, log=lambda line: print(line, file=sys.stderr))

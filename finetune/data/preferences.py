@@ -18,6 +18,27 @@ from engine.prompt import build_messages
 from finetune.data.generator import Example
 
 DEGRADATIONS = ("duplicated", "generic", "ungrounded", "wrong_name", "mangled_name", "invented_person")
+# What the grounded model must unlearn: the old default's stock lines that ignore the moment, a
+# name said twice, and a garbled clause in front of the name.
+GROUNDED_DEGRADATIONS = ("stock", "ungrounded", "name_echo", "long_lead", "invented_person", "duplicated")
+
+_STOCK = [
+    "{name} heads to work and gets on with the work, to keep things running.",
+    "{name} resolves to get on with the day's work, since people are counting on {obj}.",
+    "{name} goes to find a friend to feel less alone in all this.",
+    "{name} decides to think it over carefully before doing anything rash.",
+    "{name} waits to see how things develop, because acting blindly could make it worse.",
+    "{name} takes the time to rest, as {subj} does every day.",
+    "{name} plans to go to the market to keep things running.",
+    "{name} shares the news with a friend, since {subj} trusts them more than anyone.",
+]
+_ECHO_TAILS = [" with {name}", ", as {first} always does", " for {first}'s sake", ", and {first} knows it"]
+_LEADS = [
+    "Ever and the work goes on and",
+    "Heads to the kitchen ands",
+    "After the the day at work when",
+    "Since now ever",
+]
 
 _GENERIC = [
     "{name} goes about the day as usual.",
@@ -78,6 +99,21 @@ def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Ra
     good = list(example.motivation.purposes())
     if kind == "duplicated":
         return _dump([good[0], good[0], rng.choice([good[0], good[1]])])
+    if kind == "stock":
+        subj, obj = _pronouns(example)
+        lines = rng.sample(_STOCK, 3)
+        return _dump([line.format(name=name, subj=subj, obj=obj) for line in lines])
+    if kind == "name_echo":
+        k = rng.randrange(3)
+        tail = rng.choice(_ECHO_TAILS).format(
+            name=name, first=name.split()[-1] if len(name.split()) > 1 else name
+        )
+        good[k] = good[k].rstrip(".!?") + tail + "."
+        return _dump(good)
+    if kind == "long_lead":
+        k = rng.randrange(3)
+        good[k] = f"{rng.choice(_LEADS)}, {good[k]}"
+        return _dump(good)
     if kind == "generic":
         lines = rng.sample(_GENERIC, 3)
         return _dump([line.format(name=name) for line in lines])
@@ -99,7 +135,14 @@ def degrade(example: Example, kind: str, pool: Sequence[Example], rng: random.Ra
             return _dump([f"{wrong}: {good[k]}", *good[1:]])
         good[k] = good[k].replace(name, wrong) if name in good[k] else good[k].replace(first, wrong)
         return _dump(good)
-    raise ValueError(f"unknown degradation {kind!r}; choose from {', '.join(DEGRADATIONS)}")
+    known = sorted({*DEGRADATIONS, *GROUNDED_DEGRADATIONS})
+    raise ValueError(f"unknown degradation {kind!r}; choose from {', '.join(known)}")
+
+
+def _pronouns(example: Example) -> tuple[str, str]:
+    """Subject and object pronouns from the profile's gender or description."""
+    gender = (example.profile.gender or example.profile.description.split(",", 1)[0]).strip().lower()
+    return {"female": ("she", "her"), "male": ("he", "him")}.get(gender, ("they", "them"))
 
 
 def grounded_reference(example: Example) -> bool:
@@ -144,6 +187,7 @@ def build_preference_pairs(
     seed: int = 0,
     base_outputs: dict[str, str] | None = None,
     model_kind: str = "base_model",
+    kinds: Sequence[str] = DEGRADATIONS,
 ) -> list[dict[str, Any]]:
     """``n`` conversational DPO records {prompt, chosen, rejected}.
 
@@ -157,7 +201,7 @@ def build_preference_pairs(
         if base_outputs and example.id in base_outputs and base_outputs[example.id] != chosen:
             rejected, kind = base_outputs[example.id], model_kind
         else:
-            kind = DEGRADATIONS[i % len(DEGRADATIONS)]
+            kind = kinds[i % len(kinds)]
             rejected = degrade(example, kind, chosen_pool, rng)
         if rejected == chosen:
             continue

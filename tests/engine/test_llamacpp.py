@@ -61,6 +61,8 @@ def test_name_anchored_grammar_escapes_the_name_and_keeps_length_bounds():
     n = len('Zoë "Red" O\\Hara')
     assert f"anchor-name char{{0,{200 - n}}}" in grammar
     assert grammar.count("anchor-lead anchor-name") == 3
+    # the lead-in is 1-4 short words and a comma: a garbled clause cannot stand before the name
+    assert 'anchor-lead ::= [A-Z] [a-zA-Z\']{0,9} (" " [a-zA-Z\']{1,10}){0,3} ", "' in grammar
     with pytest.raises(ValueError, match="too long"):
         build_grammar_text("N" * 190)
 
@@ -85,6 +87,8 @@ def test_anchored_grammar_makes_even_the_base_name_the_character(anchored_backen
     for request, raw in zip(reqs, first, strict=True):
         head = raw.text.split('"purpose_a"', 1)[1]
         assert request.profile.name in head, raw.text
+        lead = head.split('"', 2)[1].split(request.profile.name, 1)[0]  # text before the name
+        assert lead == "" or (lead.endswith(", ") and len(lead.split()) <= 4 and len(lead) <= 45), raw.text
     assert [r.text for r in first] == [r.text for r in again]
 
 

@@ -173,6 +173,24 @@ def test_injected_event_reaches_memory_and_situation(town):
         sim.inject_event("x", place="Atlantis")
 
 
+def test_event_at_a_place_reaches_its_neighbours(town):
+    sim = make_sim(town)
+    sim.step(30)
+    names = sorted(sim.agents)
+    places = ["Bakery", "Town Square", "Clinic", "School"]  # 0, 3, and (via the square's) 8+ min away
+    for name, place in zip(names, places * 3, strict=False):
+        sim.agents[name].place = place
+    at = {n for n in names if sim.agents[n].place == "Bakery"}
+    beside = {n for n in names if sim.agents[n].place == "Town Square"}
+    far = {n for n in names if sim.agents[n].place in ("Clinic", "School")}
+    assert sim.neighbourhood("Bakery") == {"Bakery", "Town Square"}
+    reached = set(sim.inject_event("Smoke pours out of the bakery", place="Bakery", importance=8))
+    assert reached == at | beside and not reached & far
+    assert all(sim.agents[n].memory.items[-1].text == "Smoke pours out of the bakery" for n in reached)
+    only_there = set(sim.inject_event("The bakery's bell rings", place="Bakery", reach_minutes=None))
+    assert only_there == at
+
+
 def test_deadline_fallback_without_stopping_the_clock(town):
     backend = FakeBackend()
     backend.release.clear()  # the model never answers in time

@@ -172,27 +172,45 @@ def test_mangled_names_are_near_misses_never_the_name():
 def test_weak_own_answers_become_on_policy_rejections(monkeypatch):
     import engine.models
     from finetune.dpo import find_weak_answers
+    from finetune.metrics import content_words
     from tests.conftest import FakeBackend
 
-    examples = generate_examples(5, seed=8)
+    examples = generate_examples(7, seed=8)
     names = [ex.profile.name for ex in examples]
-    first = names[0].split()[0]
-    good = json.dumps({"purpose_a": f"{first} bakes bread for the fair.", "purpose_b": f"{first} calls the bank about money.",
-                       "purpose_c": f"{first} walks along the river alone."})  # fmt: skip
-    same = json.dumps({"purpose_a": f"{names[1]} goes to work at the shop.", "purpose_b": f"{names[1]} goes to work at the shop now.",
-                       "purpose_c": f"{names[1]} goes to work at the shop today."})  # fmt: skip
+
+    def grounded_answer(ex):  # three different purposes, each reusing a word of the situation
+        w = sorted(content_words(ex.situation.context) - content_words(ex.profile.name))
+        return json.dumps({"purpose_a": f"{ex.profile.name} deals with the {w[0]} first.",
+                           "purpose_b": f"{ex.profile.name} asks about the {w[1]} at once.",
+                           "purpose_c": f"{ex.profile.name} writes down what the {w[2]} means."})  # fmt: skip
+
+    w1 = sorted(content_words(examples[1].situation.context) - content_words(names[1]))[0]
+    same = json.dumps({"purpose_a": f"{names[1]} goes to the {w1} shop.", "purpose_b": f"{names[1]} goes to the {w1} shop now.",
+                       "purpose_c": f"{names[1]} goes to the {w1} shop today."})  # fmt: skip
     invented = json.dumps({"purpose_a": f"{names[2]} asks Zebediah for help.", "purpose_b": f"{names[2]} rests at home.",
                            "purpose_c": f"{names[2]} eats a late lunch."})  # fmt: skip
+    stock = json.dumps({"purpose_a": f"{names[5]} gets on with the work at once.", "purpose_b": f"{names[5]} naps a while.",
+                        "purpose_c": f"{names[5]} reads a book by the fire."})  # fmt: skip
+    elsewhere = json.dumps({"purpose_a": f"{names[6]} bakes bread for the fair.", "purpose_b": f"{names[6]} calls the bank about money.",
+                            "purpose_c": f"{names[6]} walks along the quay alone."})  # fmt: skip
     backend = FakeBackend(
-        [good, same, invented, '{"purpose_a": "x"', good.replace(first, names[4].split()[0])]
+        [
+            grounded_answer(examples[0]),
+            same,
+            invented,
+            '{"purpose_a": "x"',
+            grounded_answer(examples[4]),
+            stock,
+            elsewhere,
+        ]
     )
     monkeypatch.setattr(engine.models, "load_backend", lambda spec: backend)
 
     weak, reasons = find_weak_answers("scripted", examples, threshold=0.75)
 
-    assert set(weak) == {examples[1].id, examples[2].id, examples[3].id}
-    assert reasons == {"not_distinct": 1, "invented_name": 1, "json": 1}
-    pairs = build_preference_pairs(examples, 5, seed=0, base_outputs=weak, model_kind="own_output")
+    assert set(weak) == {examples[i].id for i in (1, 2, 3, 5, 6)}
+    assert reasons == {"not_distinct": 1, "invented_name": 1, "json": 1, "stock": 1, "ungrounded": 1}
+    pairs = build_preference_pairs(examples, 7, seed=0, base_outputs=weak, model_kind="own_output")
     from finetune.data.preferences import grounded_reference
 
     own = [p for p in pairs if p["kind"] == "own_output"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from characters import motivation_json_schema
+from characters import motivation_json_schema, name_echo
 from finetune.config import TeacherSettings, load_config
 from finetune.data.dataset import build_sharegpt_record, load_jsonl, main, save_dataset
 from finetune.data.generator import Example, generate_examples
@@ -21,7 +21,10 @@ from finetune.data.teacher import TeacherError, distill
 
 def _teacher_answer(draft: dict[str, str]) -> str:
     """What the fake teacher 'writes': the draft, reworded so it can be told apart."""
-    return json.dumps({k: f"Thoughtfully, {v}" for k, v in draft.items()})
+    # the draft's own lead-in ("Ever reserved, Name ...") goes: two lead-ins fail the naming check
+    return json.dumps(
+        {k: f"Thoughtfully, {v.split(', ', 1)[1] if v.startswith('Ever ') else v}" for k, v in draft.items()}
+    )
 
 
 class FakeTeacher:
@@ -166,14 +169,34 @@ def test_dataset_cli_distills_and_imports(teacher: FakeTeacher, tmp_path: Path) 
 
     out = tmp_path / "taught"
     code = main(
-        ["--n", "30", "--seed", "5", "--out", str(out), "--teacher", teacher.url, "--import", str(sharegpt)]
+        [
+            "--n",
+            "30",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+            "--teacher",
+            teacher.url,
+            "--import",
+            str(sharegpt),
+            "--generator",
+            "procedural",
+            "--no-corpus",
+        ]
     )
 
     assert code == 0
     train = load_jsonl(out / "train.jsonl")
     assert len(train) == plain["train"] + len(outside)
     answers = [json.loads(r["messages"][-1]["content"])["purpose_a"] for r in train]
-    assert sum(a.startswith("Thoughtfully, ") for a in answers) == plain["train"]
+    # every answer is taken but those echoing the name, which the v1 generator writes for
+    # nonbinary characters ("Ash ... as Ash does every day") and the naming check rejects
+    echoes = sum(
+        any(name_echo(p, r["profile"]["name"]) for p in json.loads(r["messages"][-1]["content"]).values())
+        for r in load_jsonl(tmp_path / "plain" / "train.jsonl")
+    )
+    assert sum(a.startswith("Thoughtfully, ") for a in answers) == plain["train"] - echoes
     assert (out / "teacher_cache.jsonl").exists()
     assert main(["--n", "10", "--out", str(tmp_path / "x"), "--teacher", "http://127.0.0.1:9/v1"]) == 2
 
