@@ -21,18 +21,38 @@ from finetune.data.generator import Example
 from finetune.data.preferences import DEGRADATIONS, build_preference_pairs, draw_chosen
 
 
+def weakness(text: str, example: Example, threshold: float) -> str | None:
+    """Why an answer to ``example`` is weak, or None: invalid (naming included), naming people the
+    prompt never mentions, carrying a stock phrase, answering the situation in fewer than two
+    purposes, or not distinct enough."""
+    from engine.prompt import build_user_message
+    from engine.validation import InvalidOutput, parse_motivation
+    from finetune.metrics import distinctness, grounded, has_stock_phrase, invented_names, moment_text
+
+    try:
+        purposes = parse_motivation(text, example.profile.name).purposes()
+    except InvalidOutput as err:
+        return err.stage
+    moment = moment_text(example.situation)
+    if invented_names(purposes, build_user_message(example.profile, example.situation)):
+        return "invented_name"
+    if any(has_stock_phrase(p) for p in purposes):
+        return "stock"
+    if sum(grounded(p, moment, example.profile.name) for p in purposes) < 2:
+        return "ungrounded"
+    if distinctness(purposes, example.profile.name) < threshold:
+        return "not_distinct"
+    return None
+
+
 def find_weak_answers(
     model: str, examples: list[Example], threshold: float, seed: int = 0
 ) -> tuple[dict[str, str], dict[str, int]]:
-    """A model's own answers that fall short: invalid (naming included), naming people the prompt
-    never mentions, carrying a stock phrase, answering the situation in fewer than two purposes, or
-    not distinct enough. These make on-policy rejected sides for DPO: they are the mistakes this
-    model actually makes, not ones it has already unlearned."""
+    """A model's own answers that fall short (see ``weakness``). These make on-policy rejected
+    sides for DPO: they are the mistakes this model actually makes, not ones it has already
+    unlearned."""
     from engine.models import load_backend
-    from engine.prompt import build_user_message
     from engine.request import DecisionRequest, Sampling
-    from engine.validation import InvalidOutput, parse_motivation
-    from finetune.metrics import distinctness, grounded, has_stock_phrase, invented_names, moment_text
 
     backend = load_backend(model)
     weak: dict[str, str] = {}
@@ -45,22 +65,9 @@ def find_weak_answers(
             for i, ex in enumerate(chunk)
         ]  # fmt: skip
         for ex, raw in zip(chunk, backend.generate(requests), strict=True):
-            try:
-                purposes = parse_motivation(raw.text, ex.profile.name).purposes()
-            except InvalidOutput as err:
-                reason = err.stage
-            else:
-                moment = moment_text(ex.situation)
-                if invented_names(purposes, build_user_message(ex.profile, ex.situation)):
-                    reason = "invented_name"
-                elif any(has_stock_phrase(p) for p in purposes):
-                    reason = "stock"
-                elif sum(grounded(p, moment, ex.profile.name) for p in purposes) < 2:
-                    reason = "ungrounded"
-                elif distinctness(purposes, ex.profile.name) < threshold:
-                    reason = "not_distinct"
-                else:
-                    continue
+            reason = "backend" if raw.error else weakness(raw.text, ex, threshold)
+            if reason is None:
+                continue
             weak[ex.id] = raw.text
             reasons[reason] = reasons.get(reason, 0) + 1
         print(
@@ -89,9 +96,12 @@ def collect_weak_answers(cfg: RunConfig, pool: list[Example]) -> tuple[dict[str,
     path = Path(cfg.dpo.rejected_file) if cfg.dpo.rejected_file else None
     if path is not None and path.exists():
         rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+        by_id = {ex.id: ex for ex in pool}
         reasons: dict[str, int] = {}
         for row in rows:
-            reasons[row.get("reason", "?")] = reasons.get(row.get("reason", "?"), 0) + 1
+            ex = by_id.get(row["id"])
+            why = (weakness(row["text"], ex, cfg.dpo.rejected_threshold) if ex else None) or "kept"
+            reasons[why] = reasons.get(why, 0) + 1
         return {row["id"]: row["text"] for row in rows}, reasons
     if not cfg.dpo.rejected_model:
         raise FileNotFoundError(f"dpo.rejected_file {path} does not exist and no dpo.rejected_model is set")

@@ -1,6 +1,9 @@
 import json
+import random
 import re
 from collections import Counter
+
+import pytest
 
 from characters import Motivation
 from finetune.data.dataset import (
@@ -233,3 +236,61 @@ def test_grounded_others_change_only_references_that_named_a_stranger():
     stranger_refs = [new[i] for i in strangers]
     assert sum(grounded_reference(e) for e in stranger_refs) >= 0.9 * len(stranger_refs)
     assert all(i in strangers for i in changed)
+
+
+def test_grounded_degradations_are_what_the_checks_reject():
+    from characters import Motivation
+    from engine.validation import InvalidOutput, parse_motivation
+    from finetune.data.preferences import GROUNDED_DEGRADATIONS, degrade
+    from finetune.data.situational import generate_situational
+    from finetune.metrics import has_stock_phrase
+
+    pool = generate_situational(30, seed=2)
+    rng = random.Random(0)
+    for ex in pool[:10]:
+        for kind in GROUNDED_DEGRADATIONS:
+            bad = degrade(ex, kind, pool, rng)
+            assert bad != ex.motivation.model_dump_json()
+            if kind == "stock":
+                assert any(has_stock_phrase(p) for p in Motivation.model_validate_json(bad).purposes())
+            if kind in ("name_echo", "long_lead"):
+                with pytest.raises(InvalidOutput) as err:
+                    parse_motivation(bad, ex.profile.name)
+                assert err.value.stage == "naming"
+
+
+def test_dpo_reads_collected_answers_and_takes_chosen_sides_from_the_corpus(tmp_path):
+    from finetune.config import RunConfig
+    from finetune.data.corpus import load_corpus
+    from finetune.data.situational import generate_situational
+    from finetune.dpo import chosen_pool, collect_weak_answers
+
+    corpus = load_corpus(split="train")[:40]
+    train = corpus + generate_situational(40, seed=1)
+    collected = tmp_path / "own.jsonl"
+    stock = json.dumps({"purpose_a": f"{corpus[0].profile.name} gets on with the work.",
+                        "purpose_b": f"{corpus[0].profile.name} rests.", "purpose_c": f"{corpus[0].profile.name} eats."})  # fmt: skip
+    collected.write_text(json.dumps({"id": corpus[0].id, "text": stock}) + "\n", "utf-8")
+    cfg = RunConfig.model_validate(
+        {
+            "dpo": {
+                "enabled": True,
+                "rejected_file": str(collected),
+                "chosen_from": "corpus",
+                "pairs": 12,
+                "kinds": ["stock", "name_echo"],
+            }
+        }  # fmt: skip
+    )
+    pool = chosen_pool(cfg, train)
+    assert {ex.meta["source"] for ex in pool} == {"corpus"}
+    weak, reasons = collect_weak_answers(cfg, pool)
+    assert weak == {corpus[0].id: stock} and reasons == {"stock": 1}
+    pairs = build_preference_pairs(pool, 12, base_outputs=weak, model_kind="own_output", kinds=cfg.dpo.kinds)
+    kinds = {p["kind"] for p in pairs}
+    assert kinds <= {"own_output", "stock", "name_echo"} and {"stock", "name_echo"} <= kinds
+    missing = cfg.model_copy(
+        update={"dpo": cfg.dpo.model_copy(update={"rejected_file": str(tmp_path / "no.jsonl")})}
+    )
+    with pytest.raises(FileNotFoundError, match="no.jsonl"):
+        collect_weak_answers(missing, pool)

@@ -4,7 +4,7 @@ import pytest
 
 from characters import normalize_purpose
 from engine import DecisionService
-from finetune.metrics import distinctness
+from finetune.metrics import distinctness, words
 from models.registry import ModelNotBuilt, list_models, resolve_gguf, verify_model
 from tests.conftest import load_public_cases
 
@@ -45,3 +45,37 @@ def test_public_cases_are_valid_distinct_and_grounded(service):
         distinctness(r.motivation.purposes(), c.profile.name) for c, r in zip(cases, results, strict=True)
     ]
     assert sum(spread) / len(spread) >= 0.7, spread  # the evaluation measured 0.90 on all public cases
+
+
+FIRE_WORDS = {"fire", "smoke", "smoky", "flame", "flames", "burning", "burns", "blaze", "extinguisher", "ash"}
+
+
+def mentions_fire(purpose: str) -> bool:
+    return bool(set(words(purpose)) & FIRE_WORDS)
+
+
+def test_a_fire_at_the_bakery_is_what_the_people_near_it_decide_about(service):
+    """The bug users see first: a fire in the bakery, and the baker goes to work as usual.
+
+    The fire is injected at the bakery; it reaches everyone there and in the square next to it,
+    interrupts them, and most of their next decisions must be about the fire.
+    """
+    from engine.sim.simulation import Simulation
+    from engine.sim.world import load_world
+
+    spec, cast = load_world("town")
+    sim = Simulation(spec, cast, DecisionService("rules"), seed=3, lockstep=True)
+    sim.step(30)
+    names = sorted(sim.agents)
+    for name, place in zip(names, ["Bakery", "Town Square", "Clinic"] * 3, strict=False):
+        sim.agents[name].place = place
+    sim.service = service  # the model decides from here on
+    text = "A fire breaks out at the bakery and smoke pours into the square"
+    reached = sim.inject_event(text, place="Bakery", importance=9)
+    assert len(reached) == 6  # three at the bakery, three in the square next door
+    results = {name: sim.pending[name].ticket.result(timeout=600) for name in reached}
+    about_fire = {name: [mentions_fire(p) for p in r.motivation.purposes()] for name, r in results.items()}
+    deciding = [name for name, hits in about_fire.items() if any(hits)]
+    assert len(deciding) > len(reached) / 2, {n: r.motivation.purposes() for n, r in results.items()}
+    first = sum(hits[0] for hits in about_fire.values())
+    assert first >= len(reached) / 2, about_fire  # and it is their most likely action, not an afterthought
