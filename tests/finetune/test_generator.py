@@ -292,5 +292,5 @@ def test_dpo_reads_collected_answers_and_takes_chosen_sides_from_the_corpus(tmp_
     missing = cfg.model_copy(
         update={"dpo": cfg.dpo.model_copy(update={"rejected_file": str(tmp_path / "no.jsonl")})}
     )
-    with pytest.raises(FileNotFoundError, match="no.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"no\.jsonl"):
         collect_weak_answers(missing, pool)
