@@ -280,7 +280,7 @@ def test_dpo_reads_collected_answers_and_takes_chosen_sides_from_the_corpus(tmp_
                 "pairs": 12,
                 "kinds": ["stock", "name_echo"],
             }
-        }  # fmt: skip
+        }
     )
     pool = chosen_pool(cfg, train)
     assert {ex.meta["source"] for ex in pool} == {"corpus"}
