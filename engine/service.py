@@ -60,6 +60,7 @@ class DecisionService:
         gather_s: float = 0.002,
         default_deadline_s: float | None = None,
         backend_factory: Callable[[], Backend] | None = None,
+        keep_finished: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -73,15 +74,22 @@ class DecisionService:
             first = backend_factory()
         else:
             first = model
+        # A backend that copes with calls from several threads (a remote one) is shared by all
+        # workers, so its view of each server's load stays whole; others get one copy per worker
+        # when a factory is given, or are shared under a lock.
+        thread_safe = bool(getattr(first, "thread_safe", False))
         self._backends: list[Backend] = [first]
         for _ in range(workers - 1):
-            self._backends.append(backend_factory() if backend_factory else first)
+            self._backends.append(backend_factory() if backend_factory and not thread_safe else first)
         self.model_id = first.model_id
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.sampling = sampling or Sampling()
         self.gather_s = gather_s
         self.default_deadline_s = default_deadline_s
+        # poll() hands back finished tickets; a caller that never polls (the HTTP server waits on
+        # each ticket itself) turns this off so finished tickets do not pile up.
+        self.keep_finished = keep_finished
         self.cache: ResultCache[DecisionResult] = ResultCache(cache_size)
         self._fallback = RulesBackend()
         self._stats = StatsRecorder()
@@ -92,7 +100,7 @@ class DecisionService:
         self._deadline_cond = threading.Condition()
         self._closed = False
         shared = len({id(b) for b in self._backends}) < len(self._backends)
-        self._backend_lock = threading.Lock() if shared else None
+        self._backend_lock = threading.Lock() if shared and not thread_safe else None
         self._threads = [
             threading.Thread(target=self._work, args=(b,), name=f"daydream-worker-{i}", daemon=True)
             for i, b in enumerate(self._backends)
@@ -136,7 +144,8 @@ class DecisionService:
             seed=self.sampling.seed if seed is None else seed,
             submitted_at=now,
         )
-        ticket.add_done_callback(self._finished.append)
+        if self.keep_finished:
+            ticket.add_done_callback(self._finished.append)
         cached = self.cache.get(self._request_for(ticket).cache_key(self.model_id, PROMPT_VERSION))
         if cached is not None:
             self._deliver(ticket, cached, source="cache")
@@ -167,6 +176,11 @@ class DecisionService:
         with self._cond:
             queued = len(self._queue)
         return self._stats.snapshot(queued)
+
+    @property
+    def backend(self) -> Backend:
+        """The backend the first worker runs (all of them, for a shared backend)."""
+        return self._backends[0]
 
     def pending(self) -> int:
         """How many decisions wait in the queue."""
