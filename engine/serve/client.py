@@ -83,11 +83,15 @@ class RemoteDecisionService:
         self._closed = threading.Event()
         self._connected = threading.Event()
         self.model_id = self._call("GET", "/v1/health").json()["model_id"]
+        self._call("GET", "/v1/stats")  # a wrong token fails here, with the server's 401
+        self._stream_error: str | None = None
         self._listener = threading.Thread(target=self._listen, name="daydream-remote-stream", daemon=True)
         self._listener.start()
         if not self._connected.wait(timeout_s):
             self.close()
-            raise RemoteError(f"{self.url}/v1/stream: no WebSocket connection within {timeout_s} s")
+            raise RemoteError(
+                f"{self.url}/v1/stream: no WebSocket connection within {timeout_s} s ({self._stream_error})"
+            )
 
     # -- game-facing API -------------------------------------------------------------------
 
@@ -276,8 +280,8 @@ class RemoteDecisionService:
                     backoff_s = 0.1
                     self._catch_up()
                     self._read(ws)
-            except (OSError, WebSocketException, httpx.HTTPError):
-                pass  # the server went away: expire what is late, then reconnect
+            except (OSError, WebSocketException, httpx.HTTPError) as err:
+                self._stream_error = f"{type(err).__name__}: {err}"  # gone: expire what is late, reconnect
             self._connected.clear()
             self._expire()
             self._closed.wait(backoff_s)
