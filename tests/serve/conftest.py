@@ -74,7 +74,9 @@ def client(service: DecisionService) -> Iterator[TestClient]:
 
 
 @contextlib.contextmanager
-def serve_process(*args: str, env: dict[str, str] | None = None, start_timeout_s: float = 60.0) -> Iterator[str]:
+def serve_process(
+    *args: str, env: dict[str, str] | None = None, start_timeout_s: float = 60.0
+) -> Iterator[str]:
     """Run ``daydream serve --port 0 ARGS`` as a real process; yields its URL, stops it with SIGINT."""
     import os
     import queue

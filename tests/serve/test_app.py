@@ -93,7 +93,9 @@ def test_bad_input_is_422_with_the_field_path(client, fake, body, path, kind):
 
 
 def test_invalid_json_is_422(client):
-    response = client.post("/v1/decide", content=b'{"profile": ', headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/decide", content=b'{"profile": ', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
 

@@ -110,7 +110,10 @@ def test_server_gone_means_local_fallbacks_in_time():
 def test_load_every_request_answered_exactly_once():
     """The small version of bench/serve.py: 200 requests from 20 concurrent clients, rules backend."""
     n_clients, per_client = 20, 10
-    with DecisionService("rules", keep_finished=False, max_queue=64) as local, uvicorn_server(build_app(local)) as url:
+    with (
+        DecisionService("rules", keep_finished=False, max_queue=64) as local,
+        uvicorn_server(build_app(local)) as url,
+    ):
 
         async def client(c: int, http: httpx.AsyncClient) -> list[tuple[str, int, str]]:
             out = []
