@@ -13,12 +13,12 @@ import pytest
 
 pytest.importorskip("httpx", reason="the serve extra is not installed (pip install 'daydream[serve]')")
 
-from characters import CharacterProfile, Situation, motivation_json_schema  # noqa: E402
-from engine import DecisionService, ModelSpecError, load_backend  # noqa: E402
-from engine.backends.openai import OpenAIBackend, chat_completions_url  # noqa: E402
-from engine.prompt import build_messages  # noqa: E402
-from engine.request import DecisionRequest, Sampling  # noqa: E402
-from tests.conftest import motivation_json  # noqa: E402
+from characters import CharacterProfile, Situation, motivation_json_schema
+from engine import DecisionService, ModelSpecError, load_backend
+from engine.backends.openai import OpenAIBackend, chat_completions_url
+from engine.prompt import build_messages
+from engine.request import DecisionRequest, Sampling
+from tests.conftest import motivation_json
 
 pytestmark = pytest.mark.timeout(30)
 

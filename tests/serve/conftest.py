@@ -12,11 +12,11 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the serve extra is not installed (pip install 'daydream[serve]')")
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from engine import DecisionService  # noqa: E402
-from engine.serve.app import build_app  # noqa: E402
-from tests.conftest import FakeBackend  # noqa: E402
+from engine import DecisionService
+from engine.serve.app import build_app
+from tests.conftest import FakeBackend
 
 CASE = {
     "id": "chloe",
