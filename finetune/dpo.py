@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import RunConfig, load_config
-from finetune.data.dataset import save_jsonl
+from finetune.data.dataset import load_jsonl, save_jsonl
 from finetune.data.generator import Example
 from finetune.data.preferences import build_preference_pairs, draw_chosen
+from finetune.distributed import is_main_process, wait_for_everyone
 
 
 def find_weak_answers(
@@ -80,15 +81,19 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
     out_dir.mkdir(parents=True, exist_ok=True)
     weak: dict[str, str] = {}
     weak_reasons: dict[str, int] = {}
-    if cfg.dpo.rejected_model:
-        chosen = draw_chosen(train_examples, cfg.dpo.pairs, seed=cfg.seed)
-        weak, weak_reasons = find_weak_answers(
-            cfg.dpo.rejected_model, chosen, cfg.dpo.rejected_threshold, seed=cfg.seed
+    if is_main_process():  # the others train on the pairs it writes (accelerate launch)
+        if cfg.dpo.rejected_model:
+            chosen = draw_chosen(train_examples, cfg.dpo.pairs, seed=cfg.seed)
+            weak, weak_reasons = find_weak_answers(
+                cfg.dpo.rejected_model, chosen, cfg.dpo.rejected_threshold, seed=cfg.seed
+            )
+        pairs = build_preference_pairs(
+            train_examples, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output"
         )
-    pairs = build_preference_pairs(
-        train_examples, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output"
-    )
-    save_jsonl(out_dir / "pairs.jsonl", pairs)
+        save_jsonl(out_dir / "pairs.jsonl", pairs)
+    wait_for_everyone()
+    if not is_main_process():
+        pairs = load_jsonl(out_dir / "pairs.jsonl")
     kinds: dict[str, int] = {}
     for pair in pairs:
         kinds[pair["kind"]] = kinds.get(pair["kind"], 0) + 1
@@ -128,8 +133,9 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
     result = trainer.train()
     adapter_dir = out_dir / "adapter"
     trained: Any = trainer.model
-    trained.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
+    if is_main_process():
+        trained.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {
         "pairs": len(pairs),
@@ -140,9 +146,12 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
         "reward_accuracy_last": history[-1].get("rewards/accuracies") if history else None,
         "train_seconds": round(time.time() - started, 1),
         "precision": "bf16" if args.bf16 else "fp32",
+        "processes": trainer.args.world_size,
         "adapter_dir": str(adapter_dir),
     }
-    (out_dir / "dpo_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    if is_main_process():
+        (out_dir / "dpo_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    wait_for_everyone()  # export reads the adapter the main process just wrote
     return summary
 
 
