@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from characters import CharacterProfile, Situation
@@ -35,6 +36,13 @@ class DecisionRequest:
     profile: CharacterProfile
     situation: Situation
     sampling: Sampling = field(default_factory=Sampling)
+    # True once nobody wants the answer (its ticket got the deadline fallback, or was cancelled):
+    # a backend may stop decoding it, freeing its batch slot for requests that can still be answered
+    abandoned: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
+
+    def is_abandoned(self) -> bool:
+        """Whether the caller no longer wants this answer."""
+        return self.abandoned is not None and self.abandoned()
 
     def cache_key(self, model_id: str, prompt_version: str) -> str:
         """Stable key over model, prompt version, inputs and sampling."""

@@ -211,7 +211,7 @@ class DecisionService:
 
     def _request_for(self, ticket: Ticket, seed: int | None = None) -> DecisionRequest:
         sampling = self.sampling.with_seed(ticket.seed if seed is None else seed)
-        return DecisionRequest(ticket.profile, ticket.situation, sampling)
+        return DecisionRequest(ticket.profile, ticket.situation, sampling, abandoned=ticket.done)
 
     def _deliver(self, ticket: Ticket, result: DecisionResult, source: Source) -> None:
         latency_ms = (time.monotonic() - ticket.submitted_at) * 1000.0
@@ -316,6 +316,8 @@ class DecisionService:
             attempts = failed
             if round_no == 1:
                 for attempt in failed:
+                    if attempt.ticket.done():  # answered meanwhile (its deadline): nothing to retry
+                        continue
                     self._stats.record_retry()
                     attempt.request = self._request_for(
                         attempt.ticket, attempt.ticket.seed + RETRY_SEED_OFFSET

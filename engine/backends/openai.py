@@ -174,6 +174,8 @@ class OpenAIBackend:
 
     def _one(self, request: DecisionRequest) -> RawDecision:
         started = time.perf_counter()
+        if request.is_abandoned():  # answered by its deadline while it waited for a connection
+            return RawDecision(text="", error="abandoned: the ticket was answered or cancelled before it was sent")
         tried: set[str] = set()
         errors: list[str] = []
         while True:

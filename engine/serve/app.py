@@ -20,9 +20,9 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import HTTPException
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from characters import build_json_schemas
@@ -137,6 +137,22 @@ async def _read_json(request: Request) -> Any:
         ) from None
 
 
+_many_decisions = TypeAdapter(list[DecisionOut])
+_many_tickets = TypeAdapter(list[TicketOut])
+
+
+def _json(body: BaseModel | list[DecisionOut] | list[TicketOut], status_code: int = 200) -> Response:
+    """The body serialised by pydantic directly: the route's response_model documents it, and
+    FastAPI would otherwise validate again an answer the engine has already validated."""
+    if isinstance(body, BaseModel):
+        data = body.model_dump_json().encode()
+    elif body and isinstance(body[0], TicketOut):
+        data = _many_tickets.dump_json(body)
+    else:
+        data = _many_decisions.dump_json(body)  # type: ignore[arg-type]
+    return Response(data, status_code=status_code, media_type="application/json")
+
+
 def build_app(
     service: DecisionService,
     *,
@@ -156,7 +172,7 @@ def build_app(
             return True
         return given is not None and hmac.compare_digest(given.encode(), token.encode())
 
-    def require_token(
+    async def require_token(  # async: a sync dependency would cost a thread hop per request
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         if not check_token(credentials.credentials if credentials else None):
@@ -265,7 +281,7 @@ def build_app(
         except QueueFull as err:
             return queue_full(err)
         answers = await asyncio.gather(*(answer(t, c) for t, c in zip(submitted, cases, strict=True)))
-        return list(answers) if many else answers[0]
+        return _json(list(answers) if many else answers[0])
 
     @app.post(
         "/v1/submit",
@@ -286,7 +302,7 @@ def build_app(
         for ticket, case in zip(submitted, cases, strict=True):
             tickets.add(ticket, case.id)
         bodies = [ticket_body(t, c.id) for t, c in zip(submitted, cases, strict=True)]
-        return bodies if many else bodies[0]
+        return _json(bodies if many else bodies[0], status_code=202)
 
     def lookup(ticket_id: int) -> tuple[Ticket, str | None]:
         found = tickets.get(ticket_id)

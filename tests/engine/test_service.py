@@ -235,3 +235,19 @@ def test_close_cancels_queued(profile):
     assert queued.cancelled()
     with pytest.raises(RuntimeError, match="closed"):
         service.submit(profile, Situation(context="late"))
+
+
+def test_a_ticket_answered_by_its_deadline_is_abandoned_for_the_backend(profile, situation):
+    backend = FakeBackend()
+    backend.release.clear()
+    with DecisionService(backend) as service:
+        ticket = service.submit(profile, situation, deadline_s=0.05)
+        assert ticket.result(timeout=5).reason == "deadline"
+        deadline = time.monotonic() + 5
+        while not backend.calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert backend.calls[0][0].is_abandoned()  # a backend may stop decoding it
+        backend.release.set()
+        time.sleep(0.05)
+        stats = service.stats()
+    assert stats.retries == 0 and stats.fallbacks == 1
