@@ -175,7 +175,9 @@ class OpenAIBackend:
     def _one(self, request: DecisionRequest) -> RawDecision:
         started = time.perf_counter()
         if request.is_abandoned():  # answered by its deadline while it waited for a connection
-            return RawDecision(text="", error="abandoned: the ticket was answered or cancelled before it was sent")
+            return RawDecision(
+                text="", error="abandoned: the ticket was answered or cancelled before it was sent"
+            )
         tried: set[str] = set()
         errors: list[str] = []
         while True:

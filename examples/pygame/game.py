@@ -107,7 +107,9 @@ def run(
         running = True
         while running:
             for event in pygame.event.get():
-                if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+                if event.type == pygame.QUIT or (
+                    event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE
+                ):
                     running = False
             now = time.perf_counter() - started
             engine_start = time.perf_counter()
@@ -180,8 +182,12 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the game."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="rules", help="rules, default, a GGUF path ... (as DecisionService)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default="rules", help="rules, default, a GGUF path ... (as DecisionService)"
+    )
     parser.add_argument("--seconds", type=float, default=None, help="quit after this many seconds")
     parser.add_argument("--report", type=Path, default=None, help="write the frame report (JSON) here")
     parser.add_argument("--people", type=int, default=8, help="villagers (from the town cast)")

@@ -20,7 +20,14 @@ def test_pygame_loop_keeps_60_fps_while_deciding(tmp_path, capsys):
     report = tmp_path / "frames.json"
     env = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYTHONPATH": str(ROOT)}
     run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "pygame" / "game.py"), "--seconds", "4", "--report", str(report)],
+        [
+            sys.executable,
+            str(ROOT / "examples" / "pygame" / "game.py"),
+            "--seconds",
+            "4",
+            "--report",
+            str(report),
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -33,6 +40,8 @@ def test_pygame_loop_keeps_60_fps_while_deciding(tmp_path, capsys):
         print(f"\npygame example, rules backend, headless: {json.dumps(frames)}")
     assert frames["frames"] >= 0.8 * 60 * 4 and 50 <= frames["fps"] <= 66
     assert 14.0 <= frames["frame_ms_p50"] <= 20.0
-    assert frames["submitted"] >= 8 and frames["answered"] + frames["in_flight_at_exit"] == frames["submitted"]
+    assert (
+        frames["submitted"] >= 8 and frames["answered"] + frames["in_flight_at_exit"] == frames["submitted"]
+    )
     assert frames["by_source"].get("rules", 0) == frames["answered"]  # no fallbacks: every answer is valid
     assert frames["engine_blocked_ms_p99"] < 5.0
