@@ -167,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("name", nargs="?", default="default")
     pb.add_argument("--if-missing", action="store_true", help="do nothing if already built")
     pb.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile")
+    pb.add_argument("--merged", metavar="DIR", help="also write merged HF weights to DIR (for vLLM)")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("simulate", help="run a simulated world and print its event log")
