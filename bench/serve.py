@@ -8,7 +8,7 @@ For each model it starts ``daydream serve`` as its own process on a free port, t
    the cache never answers), checking that every request is answered exactly once.
 Overhead = the client's round trip minus the decision's latency inside the server (``latency_ms``):
 the time spent in HTTP, JSON and validation on both sides, and waiting for the event loop.
-Prints tables and writes bench/results/serve-<model>.json. Asserts nothing about time.
+Prints tables and writes bench/results/serve-<model>-<deadline>ms.json. Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
         results.append(result)
         RESULTS.mkdir(exist_ok=True)
-        write_text_atomic(RESULTS / f"serve-{model}.json", json.dumps(result, indent=2) + "\n")
+        out = RESULTS / f"serve-{model}-{args.deadline_ms}ms.json"
+        write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     rows = []
     for r in results:
         for label, s in (("1 client", r["one_client"]), (f"{r['clients']} clients", r["concurrent"])):

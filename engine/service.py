@@ -152,6 +152,8 @@ class DecisionService:
             return ticket
         with self._cond:
             if len(self._queue) >= self.max_queue:
+                self._drop_finished()
+            if len(self._queue) >= self.max_queue:
                 raise QueueFull(f"decision queue is full ({self.max_queue} waiting)")
             order = ticket.deadline if ticket.deadline is not None else float("inf")
             heapq.heappush(self._queue, (-priority, order, ticket.id, ticket))
@@ -173,9 +175,7 @@ class DecisionService:
 
     def stats(self) -> ServiceStats:
         """Latency percentiles, throughput, batch sizes, cache hits, retries and fallbacks."""
-        with self._cond:
-            queued = len(self._queue)
-        return self._stats.snapshot(queued)
+        return self._stats.snapshot(self.pending())
 
     @property
     def backend(self) -> Backend:
@@ -183,9 +183,9 @@ class DecisionService:
         return self._backends[0]
 
     def pending(self) -> int:
-        """How many decisions wait in the queue."""
+        """How many decisions wait in the queue (not counting ones already answered by their deadline)."""
         with self._cond:
-            return len(self._queue)
+            return sum(1 for entry in self._queue if not entry[-1].done())
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the workers; queued tickets are cancelled."""
@@ -238,6 +238,13 @@ class DecisionService:
             reason=reason,
             attempts=attempts,
         )
+
+    def _drop_finished(self) -> None:
+        """Forget queued tickets already answered (deadline fallback) or cancelled; holds ``_cond``."""
+        live = [entry for entry in self._queue if not entry[-1].done()]
+        if len(live) < len(self._queue):
+            heapq.heapify(live)
+            self._queue = live
 
     def _take_batch(self) -> list[Ticket] | None:
         with self._cond:

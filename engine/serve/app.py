@@ -15,6 +15,7 @@ import hmac
 import json
 import math
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
@@ -178,7 +179,8 @@ def build_app(
         if not check_token(credentials.credentials if credentials else None):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
-    async def lifespan(app: FastAPI) -> Any:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tickets.attach(asyncio.get_running_loop())
         yield
 

@@ -251,3 +251,21 @@ def test_a_ticket_answered_by_its_deadline_is_abandoned_for_the_backend(profile,
         time.sleep(0.05)
         stats = service.stats()
     assert stats.retries == 0 and stats.fallbacks == 1
+
+
+def test_tickets_answered_by_their_deadline_free_their_queue_places(profile, situation):
+    backend = FakeBackend()
+    backend.release.clear()  # the worker sits in one batch; the queue (max 2) fills behind it
+    with DecisionService(backend, max_queue=2, cache_size=0) as service:
+        service.submit(profile, situation, seed=0)
+        deadline = time.monotonic() + 5
+        while not backend.calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        expiring = [service.submit(profile, situation, seed=i, deadline_s=0.05) for i in (1, 2)]
+        assert all(t.result(timeout=5).reason == "deadline" for t in expiring)
+        assert service.pending() == 0 and service.stats().queued == 0
+        later = [service.submit(profile, situation, seed=i) for i in (3, 4)]  # no QueueFull
+        with pytest.raises(QueueFull):
+            service.submit(profile, situation, seed=5)
+        backend.release.set()
+        assert all(t.result(timeout=5).source == "model" for t in later)
