@@ -129,7 +129,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         model=args.model, host=args.host, port=args.port, token_env=args.token_env,
         max_batch=args.max_batch, max_queue=args.max_queue, workers=args.workers,
         deadline_ms=args.deadline_ms, max_body_bytes=args.max_body_kb * 1024,
-        remote_model=args.remote_model, access_log=args.access_log,
+        remote_model=args.remote_model, threads=args.threads, access_log=args.access_log,
     )  # fmt: skip
 
 
@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deadline-ms", type=int, default=30_000, help="deadline for requests that give none")
     p.add_argument("--max-body-kb", type=int, default=1024, help="larger request bodies get 413")
     p.add_argument("--remote-model", default="default", help="model name to ask openai: servers for")
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: every core)")
     p.add_argument("--access-log", action="store_true", help="log every request (slower)")
     p.set_defaults(func=_cmd_serve)
 

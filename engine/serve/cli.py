@@ -43,6 +43,7 @@ def run_serve(
     deadline_ms: int = 30_000,
     max_body_bytes: int = 1 << 20,
     remote_model: str = "default",
+    threads: int | None = None,
     access_log: bool = False,
 ) -> int:
     """Serve until interrupted; returns the exit status (2 for a refused setup)."""
@@ -71,7 +72,11 @@ def run_serve(
         return 2
     from engine.service import DecisionService
 
-    options: dict[str, object] = {"remote_model": remote_model} if model.startswith("openai:") else {}
+    options: dict[str, object] = {}
+    if model.startswith("openai:"):
+        options["remote_model"] = remote_model
+    elif threads and model != "rules" and not model.startswith("hf:"):
+        options["n_threads"] = threads  # llama.cpp's threads
     try:
         backend = load_backend(model, **options)
     except (ModelSpecError, FileNotFoundError, RuntimeError) as err:
