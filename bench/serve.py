@@ -8,7 +8,7 @@ For each model it starts ``daydream serve`` as its own process on a free port, t
    the cache never answers), checking that every request is answered exactly once.
 Overhead = the client's round trip minus the decision's latency inside the server (``latency_ms``):
 the time spent in HTTP, JSON and validation on both sides, and waiting for the event loop.
-Prints tables and writes bench/results/serve-<model>-<deadline>ms.json. Asserts nothing about time.
+Prints tables and writes bench/results/serve-<model>-<deadline>ms-batch<N>.json. Asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CASES = ROOT / "finetune" / "data" / "public_cases.jsonl"
 
 
 @contextmanager
-def serve(model: str, max_queue: int) -> Iterator[tuple[str, int]]:
+def serve(model: str, max_queue: int, max_batch: int = 16) -> Iterator[tuple[str, int]]:
     """``daydream serve --model MODEL`` on a free port, as a separate process; yields its URL and pid."""
     proc = subprocess.Popen(
         [
@@ -57,6 +57,8 @@ def serve(model: str, max_queue: int) -> Iterator[tuple[str, int]]:
             "0",
             "--max-queue",
             str(max_queue),
+            "--max-batch",
+            str(max_batch),
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -225,9 +227,11 @@ def summarize(rows: list[dict[str, Any]], bodies: list[dict[str, Any]], wall_s: 
     }
 
 
-def bench_model(model: str, n: int, clients: int, deadline_ms: int, solo: int) -> dict[str, Any]:
+def bench_model(
+    model: str, n: int, clients: int, deadline_ms: int, solo: int, max_batch: int
+) -> dict[str, Any]:
     """Both runs against one model's server, plus the server's own statistics afterwards."""
-    with serve(model, max_queue=max(1024, 2 * clients)) as (url, pid):
+    with serve(model, max_queue=max(1024, 2 * clients), max_batch=max_batch) as (url, pid):
         warm = build_bodies(4, deadline_ms, offset=10_000_000)
         asyncio.run(run_clients(url, warm, 1))
         solo_bodies = build_bodies(solo, deadline_ms, offset=20_000_000)
@@ -243,6 +247,8 @@ def bench_model(model: str, n: int, clients: int, deadline_ms: int, solo: int) -
         "model_id": model_id,
         "clients": clients,
         "deadline_ms": deadline_ms,
+        "max_batch": max_batch,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "one_client": summarize(solo_rows, solo_bodies, solo_wall),
         "concurrent": summarize(rows, bodies, wall),
         # the server process's CPU per request under load: HTTP, JSON, validation, and the model
@@ -263,15 +269,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--deadline-ms", type=int, default=2000)
     parser.add_argument("--solo", type=int, default=100, help="requests for the one-client overhead run")
+    parser.add_argument("--max-batch", type=int, default=16, help="the server's --max-batch")
     args = parser.parse_args(argv)
     results = []
     for model in args.models.split(","):
         print(f"== {model}: {args.requests} requests from {args.clients} clients ==", file=sys.stderr)
-        result = bench_model(model, args.requests, args.clients, args.deadline_ms, args.solo)
+        result = bench_model(model, args.requests, args.clients, args.deadline_ms, args.solo, args.max_batch)
         result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
         results.append(result)
         RESULTS.mkdir(exist_ok=True)
-        out = RESULTS / f"serve-{model}-{args.deadline_ms}ms.json"
+        out = RESULTS / f"serve-{model}-{args.deadline_ms}ms-batch{args.max_batch}.json"
         write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     rows = []
     for r in results:

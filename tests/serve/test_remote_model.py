@@ -67,7 +67,7 @@ def llama_server(port: int) -> Iterator[subprocess.Popen[bytes]]:
         proc.wait(10)
 
 
-def test_real_server_then_killed_mid_run_then_back():
+def test_real_server_then_killed_mid_run_then_back(capsys):
     cases = load_public_cases()
     port = free_port()
     backend = load_backend(f"openai:http://127.0.0.1:{port}", down_s=0.5)
@@ -112,6 +112,10 @@ def test_real_server_then_killed_mid_run_then_back():
                 timeout=90
             )
         # the model answers again (a rare answer the validation chain rejects twice is still the model's)
+        with capsys.disabled():  # what the fault did, for the record
+            cut = ", ".join(f"{r.source} {r.latency_ms:.0f} ms" for r in results)
+            print(f"\nkilled mid-run (deadline {deadline_s:.0f} s): {cut}; while down: {during.source} "
+                  f"{during.latency_ms:.0f} ms; after restart: {again.source} {again.latency_ms:.0f} ms")  # fmt: skip
         assert backend.stats()["servers"][0]["ok"] > answered_before  # type: ignore[attr-defined]
         assert again.source in ("model", "retry") or "remote" not in (again.reason or ""), again.reason
         stats = game.stats()
