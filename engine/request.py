@@ -29,6 +29,10 @@ class Sampling:
         return Sampling(self.temperature, self.top_p, self.top_k, self.max_new_tokens, seed)
 
 
+# A RawDecision error starting with this means the backend stopped because nobody wanted the answer.
+ABANDONED = "abandoned"
+
+
 @dataclass(frozen=True)
 class DecisionRequest:
     """One character's decision to make."""

@@ -23,7 +23,7 @@ from engine.backends.base import Backend
 from engine.backends.rules import RulesBackend, build_rule_motivation
 from engine.cache import ResultCache
 from engine.prompt import PROMPT_VERSION
-from engine.request import DecisionRequest, RawDecision, Sampling
+from engine.request import ABANDONED, DecisionRequest, RawDecision, Sampling
 from engine.stats import ServiceStats, StatsRecorder
 from engine.ticket import DecisionResult, Source, Ticket
 from engine.validation import InvalidOutput, parse_motivation
@@ -99,6 +99,11 @@ class DecisionService:
         self._deadlines: list[tuple[float, int, Ticket]] = []
         self._deadline_cond = threading.Condition()
         self._closed = False
+        # Seconds a batch takes: a moving average of finished batches, raised by abandoned ones
+        # (a lower bound). Under overload, earliest-deadline-first hands the model only tickets that
+        # are about to expire, and none finishes; a ticket with less time left than this gets its
+        # fallback at once instead, leaving the model to the ones it can still answer.
+        self._batch_s: float | None = None
         shared = len({id(b) for b in self._backends}) < len(self._backends)
         self._backend_lock = threading.Lock() if shared and not thread_safe else None
         self._threads = [
@@ -255,11 +260,23 @@ class DecisionService:
         if self.gather_s > 0:
             time.sleep(self.gather_s)  # let tickets submitted in the same frame join this batch
         batch: list[Ticket] = []
+        hopeless: list[Ticket] = []
         with self._cond:
+            now = time.monotonic()
             while self._queue and len(batch) < self.max_batch:
                 ticket = heapq.heappop(self._queue)[-1]
-                if not ticket.done():
+                if ticket.done():
+                    continue
+                if ticket.deadline is not None and self._batch_s and ticket.deadline - now < self._batch_s:
+                    hopeless.append(ticket)
+                else:
                     batch.append(ticket)
+        if hopeless and not batch:  # one goes anyway: the estimate may be stale, and only a batch renews it
+            batch.append(max(hopeless, key=lambda t: t.deadline or 0.0))
+            hopeless.remove(batch[0])
+        for ticket in hopeless:
+            reason = f"deadline: too little time left for the model (a batch takes ~{self._batch_s:.1f} s)"
+            self._deliver(ticket, self._fallback_result(ticket, reason), "fallback")
         return batch
 
     def _work(self, backend: Backend) -> None:
@@ -284,6 +301,10 @@ class DecisionService:
             raws = [RawDecision(text="", error=f"backend: {type(err).__name__}: {err}")] * len(requests)
         elapsed = time.perf_counter() - start
         self._stats.record_batch(len(requests), sum(r.output_tokens for r in raws), elapsed)
+        if any((r.error or "").startswith(ABANDONED) for r in raws):
+            self._batch_s = max(self._batch_s or 0.0, elapsed)
+        else:
+            self._batch_s = elapsed if self._batch_s is None else 0.7 * self._batch_s + 0.3 * elapsed
         return raws
 
     def _run_batch(self, backend: Backend, batch: list[Ticket]) -> None:

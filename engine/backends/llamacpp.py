@@ -33,9 +33,9 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from characters import LEAD_IN_MAX_WORDS, motivation_json_schema
 from engine.prompt import build_messages
-from engine.request import DecisionRequest, RawDecision, Sampling
+from engine.request import ABANDONED, DecisionRequest, RawDecision, Sampling
 
-_ABANDONED = "abandoned: the ticket was answered or cancelled before decoding finished"
+_ABANDONED = f"{ABANDONED}: the ticket was answered or cancelled before decoding finished"
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 _backend_ready = threading.Lock()
 _backend_initialised = False

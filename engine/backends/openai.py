@@ -26,7 +26,7 @@ import httpx
 
 from characters import motivation_json_schema
 from engine.prompt import build_messages
-from engine.request import DecisionRequest, RawDecision
+from engine.request import ABANDONED, DecisionRequest, RawDecision
 
 ResponseFormat = Literal["json_schema", "json_object"]
 
@@ -176,7 +176,7 @@ class OpenAIBackend:
         started = time.perf_counter()
         if request.is_abandoned():  # answered by its deadline while it waited for a connection
             return RawDecision(
-                text="", error="abandoned: the ticket was answered or cancelled before it was sent"
+                text="", error=f"{ABANDONED}: the ticket was answered or cancelled before it was sent"
             )
         tried: set[str] = set()
         errors: list[str] = []
