@@ -273,15 +273,14 @@ def test_tickets_answered_by_their_deadline_free_their_queue_places(profile, sit
 
 def test_under_overload_a_ticket_that_cannot_make_its_deadline_gets_its_fallback_at_once(profile, situation):
     backend = FakeBackend(delay_s=0.3)
-    with DecisionService(backend, cache_size=0) as service:
-        assert (
-            service.submit(profile, situation, seed=0).result(timeout=5).source == "model"
-        )  # ~0.3 s a batch
+    with DecisionService(backend, cache_size=0, gather_s=0.05) as service:  # the next two share a batch
+        first = service.submit(profile, situation, seed=0).result(timeout=5)
+        assert first.source == "model"  # the service now knows a batch takes ~0.3 s
         hopeless = service.submit(profile, situation, seed=1, deadline_s=0.15)
         feasible = service.submit(profile, situation, seed=2, deadline_s=5.0)
         early = hopeless.result(timeout=5)
         assert early.source == "fallback" and early.reason.startswith("deadline: too little time")
-        assert early.latency_ms < 100  # answered at once, not at its deadline
+        assert early.latency_ms < 140  # answered when the batch was formed, before its deadline
         assert feasible.result(timeout=5).source == "model"
         assert [r.sampling.seed for r in backend.calls[-1]] == [2]  # the model only got the feasible one
         # alone, a hopeless ticket still goes to the model: only a batch can renew a stale estimate
