@@ -82,8 +82,12 @@ class RemoteDecisionService:
         self._finished: deque[Ticket] = deque()
         self._closed = threading.Event()
         self._connected = threading.Event()
-        self.model_id = self._call("GET", "/v1/health").json()["model_id"]
-        self._call("GET", "/v1/stats")  # a wrong token fails here, with the server's 401
+        try:
+            self.model_id = self._call("GET", "/v1/health").json()["model_id"]
+            self._call("GET", "/v1/stats")  # a wrong token fails here, with the server's 401
+        except (RemoteError, QueueFull, ValueError):
+            self._http.close()
+            raise
         self._stream_error: str | None = None
         self._listener = threading.Thread(target=self._listen, name="daydream-remote-stream", daemon=True)
         self._listener.start()
