@@ -71,7 +71,9 @@ def test_real_server_then_killed_mid_run_then_back(capsys):
     cases = load_public_cases()
     port = free_port()
     backend = load_backend(f"openai:http://127.0.0.1:{port}", down_s=0.5)
-    deadline_s = 6.0
+    # long enough that the service's admission check sends these to the model even on a slow,
+    # busy machine: the kill, not the clock, must be what answers them
+    deadline_s = 30.0
     with (
         DecisionService(backend, cache_size=0, keep_finished=False) as service,
         uvicorn_server(build_app(service)) as url,
@@ -98,7 +100,8 @@ def test_real_server_then_killed_mid_run_then_back(capsys):
         assert late == []
         flagged = [r for r in results if r.source == "fallback"]
         assert flagged, [r.source for r in results]  # the kill cut some of them off
-        assert all(r.reason for r in flagged)
+        assert any("remote" in (r.reason or "") for r in flagged), [r.reason for r in flagged]
+        assert all(r.latency_ms < 5000 for r in flagged)  # at once, not at the deadline
         during = game.submit(cases[5].profile, cases[5].situation, seed=9, deadline_s=deadline_s).result(
             timeout=10
         )
