@@ -37,6 +37,7 @@ lint: $(VENV)/.setup-test
 bench: $(VENV)/.setup-test
 	$(BIN)/python -m bench.decisions
 	$(BIN)/python -m bench.town_day
+	$(BIN)/python -m bench.serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

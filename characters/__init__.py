@@ -1,6 +1,6 @@
 """Character schemas: profiles, situations, motivations, casts."""
 
-from characters.case import SEED_KEYS, Case, CaseError, build_seed_record, load_case
+from characters.case import SEED_KEYS, Case, CaseError, build_seed_record, load_case, nest_case_record
 from characters.cast import Cast, CastError, list_casts, load_cast, parse_cast
 from characters.motivation import (
     PURPOSE_KEYS,
@@ -43,6 +43,7 @@ __all__ = [
     "name_echo",
     "name_tokens",
     "naming_problem",
+    "nest_case_record",
     "normalize_purpose",
     "parse_cast",
     "save_json_schemas",

@@ -38,8 +38,8 @@ def _format_error(err: ValidationError, prefix: str) -> str:
     return "; ".join(parts)
 
 
-def load_case(record: Mapping[str, Any]) -> Case:
-    """Build a Case from a nested record, a flat record of our keys, or the seed's sharegpt keys.
+def nest_case_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Any accepted record shape as ``{"id", "profile": {...}, "situation": {...}}``, unvalidated.
 
     Accepted shapes:
     - ``{"id", "profile": {...}, "situation": {...} | "text"}``
@@ -69,15 +69,21 @@ def load_case(record: Mapping[str, Any]) -> Case:
         situation_data = {"context": situation_data}
     if isinstance(situation_data, Mapping) and isinstance(situation_data.get("situation"), Mapping):
         situation_data = situation_data["situation"]
+    return {"id": case_id, "profile": profile_data, "situation": situation_data}
+
+
+def load_case(record: Mapping[str, Any]) -> Case:
+    """Build a Case from a nested record, a flat record of our keys, or the seed's sharegpt keys."""
+    nested = nest_case_record(record)
     try:
-        profile = CharacterProfile.model_validate(profile_data)
+        profile = CharacterProfile.model_validate(nested["profile"])
     except ValidationError as err:
         raise CaseError(_format_error(err, "profile")) from None
     try:
-        situation = Situation.model_validate(situation_data)
+        situation = Situation.model_validate(nested["situation"])
     except ValidationError as err:
         raise CaseError(_format_error(err, "situation")) from None
-    return Case(id=case_id, profile=profile, situation=situation)
+    return Case(id=nested["id"], profile=profile, situation=situation)
 
 
 def build_seed_record(profile: CharacterProfile, situation: Situation) -> dict[str, str]:

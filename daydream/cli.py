@@ -90,28 +90,47 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                         log=args.log, save=args.save, quiet=args.quiet, deadline_s=args.deadline_s)  # fmt: skip
 
 
+def _build_if_missing(model: str) -> bool:
+    """Build a registry model whose GGUF is missing; False only when a build was needed and failed."""
+    if model in ("rules", "base") or model.endswith(".gguf") or ":" in model:
+        return True
+    from models.registry import ModelNotFound, built_gguf_path, load_manifest
+
+    try:
+        missing = not built_gguf_path(load_manifest(model)).exists()
+    except ModelNotFound:
+        return True  # loading it reports the unknown name
+    if not missing:
+        return True
+    print(f"model {model!r} is not built yet; building it first (a few minutes, once)", file=sys.stderr)
+    from models.cli import run_models
+
+    build_args = argparse.Namespace(models_command="build", name=model, if_missing=True, ollama=False)
+    return run_models(build_args) == 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     model = "rules" if args.backend == "rules" else args.model
-    if model not in ("rules", "base") and not model.endswith(".gguf"):
-        from models.registry import ModelNotFound, built_gguf_path, load_manifest
-
-        try:
-            missing = not built_gguf_path(load_manifest(model)).exists()
-        except ModelNotFound:
-            missing = False  # the app explains and falls back to rules
-        if missing:
-            print(
-                f"model {model!r} is not built yet; building it first (a few minutes, once)", file=sys.stderr
-            )
-            from models.cli import run_models
-
-            build_args = argparse.Namespace(models_command="build", name=model, if_missing=True, ollama=False)
-            if run_models(build_args) != 0:
-                print("build failed; the demo will start on the rules backend", file=sys.stderr)
+    if not _build_if_missing(model):
+        print("build failed; the demo will start on the rules backend", file=sys.stderr)
     from demo.app import build_app
 
     build_app(args.world, model, seed=args.seed, speed=args.speed).run()
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    if not _build_if_missing(args.model):
+        print(f"error: building model {args.model!r} failed", file=sys.stderr)
+        return 2
+    from engine.serve.cli import run_serve
+
+    return run_serve(
+        model=args.model, host=args.host, port=args.port, token_env=args.token_env,
+        max_batch=args.max_batch, max_queue=args.max_queue, workers=args.workers,
+        deadline_ms=args.deadline_ms, max_body_bytes=args.max_body_kb * 1024,
+        remote_model=args.remote_model, threads=args.threads, access_log=args.access_log,
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     pb.add_argument("name", nargs="?", default="default")
     pb.add_argument("--if-missing", action="store_true", help="do nothing if already built")
     pb.add_argument("--ollama", action="store_true", help="also write an Ollama Modelfile")
+    pb.add_argument("--merged", metavar="DIR", help="also write merged HF weights to DIR (for vLLM)")
     p.set_defaults(func=_cmd_models)
 
     p = sub.add_parser("simulate", help="run a simulated world and print its event log")
@@ -172,6 +192,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--speed", type=int, default=10, help="sim-minutes per real second")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("serve", help="serve decisions over HTTP and WebSocket to any game engine")
+    p.add_argument(
+        "--model", default="default", help="registry name, GGUF path, 'base', 'rules' or openai:URL[,URL...]"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind; not loopback needs --token-env")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (0 picks a free one)")
+    p.add_argument("--token-env", default=None, metavar="VAR", help="require the bearer token held in $VAR")
+    p.add_argument("--max-batch", type=int, default=16, help="decisions decoded together")
+    p.add_argument("--max-queue", type=int, default=256, help="waiting decisions before 429")
+    p.add_argument("--workers", type=int, default=1, help="batches in flight (more for remote backends)")
+    p.add_argument("--deadline-ms", type=int, default=30_000, help="deadline for requests that give none")
+    p.add_argument("--max-body-kb", type=int, default=1024, help="larger request bodies get 413")
+    p.add_argument("--remote-model", default="default", help="model name to ask openai: servers for")
+    p.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: every core)")
+    p.add_argument("--access-log", action="store_true", help="log every request (slower)")
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("finetune", help="regenerate a character model (needs the finetune extra)")
     fsub = p.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.backends.base import Backend
@@ -16,6 +17,7 @@ def load_backend(spec: str, **options: object) -> Backend:
     """A backend for ``spec``.
 
     - ``rules``: the no-model fallback backend.
+    - ``openai:URL[,URL...]``: OpenAI-compatible servers (llama.cpp, vLLM, Ollama), least pending first.
     - ``base``: the untuned base GGUF (SmolLM2-135M-Instruct), fetched if missing.
     - ``path/to/model.gguf``: that GGUF through llama.cpp.
     - ``hf:DIR`` or a directory with config.json: transformers (needs the finetune extra).
@@ -23,6 +25,9 @@ def load_backend(spec: str, **options: object) -> Backend:
     """
     if spec == "rules":
         return RulesBackend()
+    scheme, sep, _ = spec.partition(":")
+    if sep and scheme in _SCHEMES:
+        return _SCHEMES[scheme](spec, options)
     if spec == "base":
         from models.base import ensure_base_gguf
 
@@ -45,6 +50,24 @@ def load_backend(spec: str, **options: object) -> Backend:
     except ModelNotFound as err:
         raise ModelSpecError(str(err)) from None
     return _llamacpp(resolve_gguf(spec), manifest.model_id, options)
+
+
+def _openai(spec: str, options: dict[str, object]) -> Backend:
+    try:
+        from engine.backends.openai import OpenAIBackend, parse_urls
+    except ImportError as err:
+        raise ModelSpecError(
+            f"{spec}: the remote backend needs httpx (pip install 'daydream[serve]')"
+        ) from err
+    try:
+        urls = parse_urls(spec)
+    except ValueError as err:
+        raise ModelSpecError(str(err)) from None
+    return OpenAIBackend(urls, **options)  # type: ignore[arg-type]
+
+
+# Backends named by a "scheme:" prefix; a scheme is loaded only when a spec names it.
+_SCHEMES: dict[str, Callable[[str, dict[str, object]], Backend]] = {"openai": _openai}
 
 
 def _llamacpp(path: Path, model_id: str, options: dict[str, object]) -> Backend:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from characters import CharacterProfile, Situation
@@ -28,6 +29,10 @@ class Sampling:
         return Sampling(self.temperature, self.top_p, self.top_k, self.max_new_tokens, seed)
 
 
+# A RawDecision error starting with this means the backend stopped because nobody wanted the answer.
+ABANDONED = "abandoned"
+
+
 @dataclass(frozen=True)
 class DecisionRequest:
     """One character's decision to make."""
@@ -35,6 +40,13 @@ class DecisionRequest:
     profile: CharacterProfile
     situation: Situation
     sampling: Sampling = field(default_factory=Sampling)
+    # True once nobody wants the answer (its ticket got the deadline fallback, or was cancelled):
+    # a backend may stop decoding it, freeing its batch slot for requests that can still be answered
+    abandoned: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
+
+    def is_abandoned(self) -> bool:
+        """Whether the caller no longer wants this answer."""
+        return self.abandoned is not None and self.abandoned()
 
     def cache_key(self, model_id: str, prompt_version: str) -> str:
         """Stable key over model, prompt version, inputs and sampling."""

@@ -23,7 +23,7 @@ from engine.backends.base import Backend
 from engine.backends.rules import RulesBackend, build_rule_motivation
 from engine.cache import ResultCache
 from engine.prompt import PROMPT_VERSION
-from engine.request import DecisionRequest, RawDecision, Sampling
+from engine.request import ABANDONED, DecisionRequest, RawDecision, Sampling
 from engine.stats import ServiceStats, StatsRecorder
 from engine.ticket import DecisionResult, Source, Ticket
 from engine.validation import InvalidOutput, parse_motivation
@@ -60,6 +60,7 @@ class DecisionService:
         gather_s: float = 0.002,
         default_deadline_s: float | None = None,
         backend_factory: Callable[[], Backend] | None = None,
+        keep_finished: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -73,15 +74,22 @@ class DecisionService:
             first = backend_factory()
         else:
             first = model
+        # A backend that copes with calls from several threads (a remote one) is shared by all
+        # workers, so its view of each server's load stays whole; others get one copy per worker
+        # when a factory is given, or are shared under a lock.
+        thread_safe = bool(getattr(first, "thread_safe", False))
         self._backends: list[Backend] = [first]
         for _ in range(workers - 1):
-            self._backends.append(backend_factory() if backend_factory else first)
+            self._backends.append(backend_factory() if backend_factory and not thread_safe else first)
         self.model_id = first.model_id
         self.max_batch = max_batch
         self.max_queue = max_queue
         self.sampling = sampling or Sampling()
         self.gather_s = gather_s
         self.default_deadline_s = default_deadline_s
+        # poll() hands back finished tickets; a caller that never polls (the HTTP server waits on
+        # each ticket itself) turns this off so finished tickets do not pile up.
+        self.keep_finished = keep_finished
         self.cache: ResultCache[DecisionResult] = ResultCache(cache_size)
         self._fallback = RulesBackend()
         self._stats = StatsRecorder()
@@ -91,8 +99,13 @@ class DecisionService:
         self._deadlines: list[tuple[float, int, Ticket]] = []
         self._deadline_cond = threading.Condition()
         self._closed = False
+        # Seconds a batch takes: a moving average of finished batches, raised by abandoned ones
+        # (a lower bound). Under overload, earliest-deadline-first hands the model only tickets that
+        # are about to expire, and none finishes; a ticket with less time left than this gets its
+        # fallback at once instead, leaving the model to the ones it can still answer.
+        self._batch_s: float | None = None
         shared = len({id(b) for b in self._backends}) < len(self._backends)
-        self._backend_lock = threading.Lock() if shared else None
+        self._backend_lock = threading.Lock() if shared and not thread_safe else None
         self._threads = [
             threading.Thread(target=self._work, args=(b,), name=f"daydream-worker-{i}", daemon=True)
             for i, b in enumerate(self._backends)
@@ -136,12 +149,15 @@ class DecisionService:
             seed=self.sampling.seed if seed is None else seed,
             submitted_at=now,
         )
-        ticket.add_done_callback(self._finished.append)
+        if self.keep_finished:
+            ticket.add_done_callback(self._finished.append)
         cached = self.cache.get(self._request_for(ticket).cache_key(self.model_id, PROMPT_VERSION))
         if cached is not None:
             self._deliver(ticket, cached, source="cache")
             return ticket
         with self._cond:
+            if len(self._queue) >= self.max_queue:
+                self._drop_finished()
             if len(self._queue) >= self.max_queue:
                 raise QueueFull(f"decision queue is full ({self.max_queue} waiting)")
             order = ticket.deadline if ticket.deadline is not None else float("inf")
@@ -164,14 +180,17 @@ class DecisionService:
 
     def stats(self) -> ServiceStats:
         """Latency percentiles, throughput, batch sizes, cache hits, retries and fallbacks."""
-        with self._cond:
-            queued = len(self._queue)
-        return self._stats.snapshot(queued)
+        return self._stats.snapshot(self.pending())
+
+    @property
+    def backend(self) -> Backend:
+        """The backend the first worker runs (all of them, for a shared backend)."""
+        return self._backends[0]
 
     def pending(self) -> int:
-        """How many decisions wait in the queue."""
+        """How many decisions wait in the queue (not counting ones already answered by their deadline)."""
         with self._cond:
-            return len(self._queue)
+            return sum(1 for entry in self._queue if not entry[-1].done())
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the workers; queued tickets are cancelled."""
@@ -197,7 +216,7 @@ class DecisionService:
 
     def _request_for(self, ticket: Ticket, seed: int | None = None) -> DecisionRequest:
         sampling = self.sampling.with_seed(ticket.seed if seed is None else seed)
-        return DecisionRequest(ticket.profile, ticket.situation, sampling)
+        return DecisionRequest(ticket.profile, ticket.situation, sampling, abandoned=ticket.done)
 
     def _deliver(self, ticket: Ticket, result: DecisionResult, source: Source) -> None:
         latency_ms = (time.monotonic() - ticket.submitted_at) * 1000.0
@@ -225,6 +244,13 @@ class DecisionService:
             attempts=attempts,
         )
 
+    def _drop_finished(self) -> None:
+        """Forget queued tickets already answered (deadline fallback) or cancelled; holds ``_cond``."""
+        live = [entry for entry in self._queue if not entry[-1].done()]
+        if len(live) < len(self._queue):
+            heapq.heapify(live)
+            self._queue = live
+
     def _take_batch(self) -> list[Ticket] | None:
         with self._cond:
             while not self._queue and not self._closed:
@@ -234,11 +260,23 @@ class DecisionService:
         if self.gather_s > 0:
             time.sleep(self.gather_s)  # let tickets submitted in the same frame join this batch
         batch: list[Ticket] = []
+        hopeless: list[Ticket] = []
         with self._cond:
+            now = time.monotonic()
             while self._queue and len(batch) < self.max_batch:
                 ticket = heapq.heappop(self._queue)[-1]
-                if not ticket.done():
+                if ticket.done():
+                    continue
+                if ticket.deadline is not None and self._batch_s and ticket.deadline - now < self._batch_s:
+                    hopeless.append(ticket)
+                else:
                     batch.append(ticket)
+        if hopeless and not batch:  # one goes anyway: the estimate may be stale, and only a batch renews it
+            batch.append(max(hopeless, key=lambda t: t.deadline or 0.0))
+            hopeless.remove(batch[0])
+        for ticket in hopeless:
+            reason = f"deadline: too little time left for the model (a batch takes ~{self._batch_s:.1f} s)"
+            self._deliver(ticket, self._fallback_result(ticket, reason), "fallback")
         return batch
 
     def _work(self, backend: Backend) -> None:
@@ -263,6 +301,10 @@ class DecisionService:
             raws = [RawDecision(text="", error=f"backend: {type(err).__name__}: {err}")] * len(requests)
         elapsed = time.perf_counter() - start
         self._stats.record_batch(len(requests), sum(r.output_tokens for r in raws), elapsed)
+        if any((r.error or "").startswith(ABANDONED) for r in raws):
+            self._batch_s = max(self._batch_s or 0.0, elapsed)
+        else:
+            self._batch_s = elapsed if self._batch_s is None else 0.7 * self._batch_s + 0.3 * elapsed
         return raws
 
     def _run_batch(self, backend: Backend, batch: list[Ticket]) -> None:
@@ -302,6 +344,8 @@ class DecisionService:
             attempts = failed
             if round_no == 1:
                 for attempt in failed:
+                    if attempt.ticket.done():  # answered meanwhile (its deadline): nothing to retry
+                        continue
                     self._stats.record_retry()
                     attempt.request = self._request_for(
                         attempt.ticket, attempt.ticket.seed + RETRY_SEED_OFFSET

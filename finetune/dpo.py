@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import RunConfig, load_config
-from finetune.data.dataset import save_jsonl
+from finetune.data.dataset import load_jsonl, save_jsonl
 from finetune.data.generator import Example
 from finetune.data.preferences import DEGRADATIONS, build_preference_pairs, draw_chosen
+from finetune.distributed import is_main_process, wait_for_everyone
 
 
 def weakness(text: str, example: Example, threshold: float) -> str | None:
@@ -128,13 +129,19 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
 
     out_dir = Path(cfg.output_dir) / "dpo"
     out_dir.mkdir(parents=True, exist_ok=True)
-    pool = chosen_pool(cfg, train_examples)
-    weak, weak_reasons = collect_weak_answers(cfg, pool)
-    pairs = build_preference_pairs(
-        pool, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output",
-        kinds=cfg.dpo.kinds or DEGRADATIONS,
-    )  # fmt: skip
-    save_jsonl(out_dir / "pairs.jsonl", pairs)
+    weak: dict[str, str] = {}
+    weak_reasons: dict[str, int] = {}
+    if is_main_process():  # the others train on the pairs it writes (accelerate launch)
+        pool = chosen_pool(cfg, train_examples)
+        weak, weak_reasons = collect_weak_answers(cfg, pool)
+        pairs = build_preference_pairs(
+            pool, cfg.dpo.pairs, seed=cfg.seed, base_outputs=weak, model_kind="own_output",
+            kinds=cfg.dpo.kinds or DEGRADATIONS,
+        )  # fmt: skip
+        save_jsonl(out_dir / "pairs.jsonl", pairs)
+    wait_for_everyone()
+    if not is_main_process():
+        pairs = load_jsonl(out_dir / "pairs.jsonl")
     kinds: dict[str, int] = {}
     for pair in pairs:
         kinds[pair["kind"]] = kinds.get(pair["kind"], 0) + 1
@@ -174,8 +181,9 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
     result = trainer.train()
     adapter_dir = out_dir / "adapter"
     trained: Any = trainer.model
-    trained.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
+    if is_main_process():
+        trained.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]
     summary = {
         "pairs": len(pairs),
@@ -186,9 +194,12 @@ def run_dpo(cfg: RunConfig, sft_adapter: Path, train_examples: list[Example]) ->
         "reward_accuracy_last": history[-1].get("rewards/accuracies") if history else None,
         "train_seconds": round(time.time() - started, 1),
         "precision": "bf16" if args.bf16 else "fp32",
+        "processes": trainer.args.world_size,
         "adapter_dir": str(adapter_dir),
     }
-    (out_dir / "dpo_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    if is_main_process():
+        (out_dir / "dpo_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    wait_for_everyone()  # export reads the adapter the main process just wrote
     return summary
 
 
@@ -196,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run DPO on the adapter of an SFT run described by a config (or only collect own answers)."""
     import argparse
 
-    from finetune.data.dataset import examples_from_records, load_jsonl
+    from finetune.data.dataset import examples_from_records
 
     parser = argparse.ArgumentParser(prog="python -m finetune.dpo", description=__doc__)
     parser.add_argument("config")

@@ -13,6 +13,8 @@ from typing import Any
 
 from finetune.config import RunConfig, load_config
 from finetune.data.dataset import build_dataset
+from finetune.data.generator import Example
+from finetune.distributed import is_main_process, wait_for_everyone
 
 
 def _stage(name: str) -> None:
@@ -28,11 +30,16 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
     summary: dict[str, Any] = {"config": cfg.model_dump(mode="json")}
     started = time.time()
 
+    main = is_main_process()  # under accelerate launch, only the main process writes files
     _stage("data")
-    splits, built = build_dataset(cfg.data, log=lambda line: print(line, file=sys.stderr))
-    summary["data"] = built["splits"]
-    summary.update({f"data_{k}": v for k, v in built.items() if k != "splits"})
-    print(f"data: {summary['data']} in {cfg.data.out_dir}", file=sys.stderr)
+    train_examples: list[Example] = []
+    if main:
+        splits, built = build_dataset(cfg.data, log=lambda line: print(line, file=sys.stderr))
+        train_examples = splits["train"]
+        summary["data"] = built["splits"]
+        summary.update({f"data_{k}": v for k, v in built.items() if k != "splits"})
+        print(f"data: {summary['data']} in {cfg.data.out_dir}", file=sys.stderr)
+    wait_for_everyone()  # the others read the splits the main process wrote
 
     _stage("sft")
     adapter = out / "adapter"
@@ -45,9 +52,11 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
         _stage("dpo")
         from finetune.dpo import run_dpo
 
-        summary["dpo"] = run_dpo(cfg, adapter, splits["train"])
+        summary["dpo"] = run_dpo(cfg, adapter, train_examples)
         adapter = Path(summary["dpo"]["adapter_dir"])
 
+    if not main:  # training is shared; export, evaluation and the summary are the main process's
+        return summary
     if cfg.export.register_as:
         _stage("export")
         from finetune.export import export_model, update_metrics

@@ -15,6 +15,7 @@ from typing import Any
 
 from finetune.config import RunConfig, load_config
 from finetune.data.dataset import load_jsonl
+from finetune.distributed import is_main_process, wait_for_everyone
 
 
 def build_prompt_completion(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +149,7 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
         eval_dataset=Dataset.from_list(val_rows),
         processing_class=tokenizer,
         peft_config=lora,
-        callbacks=[_JsonlLog(out_dir / "train_log.jsonl").callback],
+        callbacks=[_JsonlLog(out_dir / "train_log.jsonl").callback] if is_main_process() else [],
     )
     resume = cfg.sft.resume
     if resume == "auto":
@@ -165,8 +166,9 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
     after = trainer.evaluate()["eval_loss"]
     adapter_dir = out_dir / "adapter"
     trained: Any = trainer.model
-    trained.save_pretrained(adapter_dir)
-    tokenizer.save_pretrained(adapter_dir)
+    if is_main_process():
+        trained.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
     summary = {
         "eval_loss_before": before,
         "eval_loss_after": after,
@@ -175,12 +177,15 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
         "train_seconds": round(time.time() - started, 1),
         "train_examples": len(train_rows),
         "device": note,
+        "processes": trainer.args.world_size,  # a step takes batch_size x grad_accum x processes
         "adapter_dir": str(adapter_dir),
     }
     if resume:  # the seconds and the mean train loss above cover only this session's steps
         summary["resumed_from"] = Path(resume).name
-    (out_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
-    print(f"sft: eval loss {before:.4f} -> {after:.4f}; adapter in {adapter_dir}", file=sys.stderr)
+    if is_main_process():
+        (out_dir / "sft_summary.json").write_text(json.dumps(summary, indent=2), "utf-8")
+        print(f"sft: eval loss {before:.4f} -> {after:.4f}; adapter in {adapter_dir}", file=sys.stderr)
+    wait_for_everyone()  # DPO and export read the adapter the main process just wrote
     return summary
 
 

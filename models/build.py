@@ -185,6 +185,27 @@ def build_model(
     return target, manifest, time.perf_counter() - started
 
 
+def write_merged(name: str, out_dir: Path, *, registry: Path = REGISTRY_DIR) -> Path:
+    """The registered model as a merged HF directory (safetensors), for vLLM, TGI or transformers.
+
+    Written beside ``out_dir`` and renamed into place, so a failed merge leaves nothing half-written.
+    """
+    manifest = load_manifest(name, registry)
+    adapter_dir = model_dir(name, registry) / "adapter"
+    for entry in manifest.adapter:
+        path = model_dir(name, registry) / entry.path
+        if not path.exists() or sha256_file(path) != entry.sha256:
+            raise BuildError(f"{path}: adapter file missing or changed; `daydream models verify {name}`")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.with_name(f".{out_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    merge_adapter(str(locate_base(manifest)), adapter_dir, staging)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    staging.replace(out_dir)
+    return out_dir
+
+
 def write_modelfile(gguf: Path, manifest: ModelManifest) -> Path:
     """An Ollama Modelfile next to the GGUF, with our system message and ChatML template."""
     from engine.prompt import SYSTEM_MESSAGE

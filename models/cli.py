@@ -56,7 +56,7 @@ def _build(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.name)
     target = built_gguf_path(manifest)
-    if args.if_missing and target.exists():
+    if args.if_missing and target.exists() and not getattr(args, "merged", None):
         print(f"{args.name}: already built at {target}")
         return 0
     bar = tqdm(total=_BUILD_STAGES, desc=f"building {args.name}", unit="stage", file=sys.stderr)
@@ -78,4 +78,10 @@ def _build(args: argparse.Namespace) -> int:
     )
     if args.ollama:
         print(f"wrote {write_modelfile(path, manifest)}")
+    if getattr(args, "merged", None):
+        from pathlib import Path
+
+        from models.build import write_merged
+
+        print(f"wrote {write_merged(args.name, Path(args.merged))} (merged HF weights, e.g. for vLLM)")
     return 0

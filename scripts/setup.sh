@@ -9,7 +9,7 @@ profile=${1:-runtime}
 case "$profile" in
   runtime) extras="" ;;
   demo) extras="[demo,build]" ;;
-  test) extras="[finetune,demo,dev]" ;;
+  test) extras="[finetune,demo,serve,dev]" ;;
   *) echo "setup.sh: unknown profile '$profile' (runtime|demo|test)" >&2; exit 2 ;;
 esac
 

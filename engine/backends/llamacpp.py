@@ -33,8 +33,9 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from characters import LEAD_IN_MAX_WORDS, motivation_json_schema
 from engine.prompt import build_messages
-from engine.request import DecisionRequest, RawDecision, Sampling
+from engine.request import ABANDONED, DecisionRequest, RawDecision, Sampling
 
+_ABANDONED = f"{ABANDONED}: the ticket was answered or cancelled before decoding finished"
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 _backend_ready = threading.Lock()
 _backend_initialised = False
@@ -386,6 +387,9 @@ class LlamaCppBackend:
             grammar = self._slot_grammar(i, request)
             slot = _Slot(seq_id, request, grammar, np.random.default_rng(request.sampling.seed))
             slots.append(slot)
+            if request.is_abandoned():
+                slot.done, slot.error = True, _ABANDONED
+                continue
             tokens = self.tokenize(self.render_prompt(request))
             slot.prompt_tokens = len(tokens)
             if len(tokens) + request.sampling.max_new_tokens > budget:
@@ -457,6 +461,9 @@ class LlamaCppBackend:
 
     def _decode_loop(self, active: list[_Slot]) -> None:
         while True:
+            for slot in active:
+                if not slot.done and slot.request.is_abandoned():
+                    slot.done, slot.error = True, _ABANDONED
             live = [s for s in active if not s.done]
             if not live:
                 return

@@ -24,3 +24,13 @@ def test_only_the_llamacpp_backend_imports_llama_cpp():
         and p.name != "llamacpp.py"
     ]
     assert offenders == []
+
+
+def test_import_engine_and_engine_serve_do_not_need_the_serve_extra():
+    code = (
+        "import sys, engine, engine.serve, engine.models;"
+        "heavy = [m for m in ('fastapi', 'starlette', 'uvicorn', 'httpx', 'websockets') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"import engine pulled in: {out.stdout.strip()}"

@@ -150,3 +150,19 @@ def test_base_model_duplicates_are_caught_by_sanity_checks(base_backend):
             stages.append(err.stage)
     # the grammar guarantees JSON and schema shape; only the sanity stage can reject
     assert set(stages) <= {"ok", "sanity"}
+
+
+def test_abandoned_requests_stop_decoding_and_free_their_slot(base_backend):
+    calls = {"n": 0}
+
+    def after_a_few_steps() -> bool:  # checked before decoding starts, then once per step
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    first, second, third = requests(3, temperature=0.0)
+    gone = DecisionRequest(first.profile, first.situation, first.sampling, abandoned=lambda: True)
+    midway = DecisionRequest(second.profile, second.situation, second.sampling, abandoned=after_a_few_steps)
+    raws = base_backend.generate([gone, midway, third])
+    assert raws[0].error.startswith("abandoned") and raws[0].output_tokens == 0
+    assert raws[1].error.startswith("abandoned") and 1 <= raws[1].output_tokens <= 5
+    assert raws[2].error is None and raws[2].output_tokens > 20

@@ -235,3 +235,58 @@ def test_close_cancels_queued(profile):
     assert queued.cancelled()
     with pytest.raises(RuntimeError, match="closed"):
         service.submit(profile, Situation(context="late"))
+
+
+def test_a_ticket_answered_by_its_deadline_is_abandoned_for_the_backend(profile, situation):
+    backend = FakeBackend()
+    backend.release.clear()
+    with DecisionService(backend) as service:
+        ticket = service.submit(profile, situation, deadline_s=0.05)
+        assert ticket.result(timeout=5).reason == "deadline"
+        deadline = time.monotonic() + 5
+        while not backend.calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert backend.calls[0][0].is_abandoned()  # a backend may stop decoding it
+        backend.release.set()
+        time.sleep(0.05)
+        stats = service.stats()
+    assert stats.retries == 0 and stats.fallbacks == 1
+
+
+def test_tickets_answered_by_their_deadline_free_their_queue_places(profile, situation):
+    backend = FakeBackend()
+    backend.release.clear()  # the worker sits in one batch; the queue (max 2) fills behind it
+    with DecisionService(backend, max_queue=2, cache_size=0) as service:
+        service.submit(profile, situation, seed=0)
+        deadline = time.monotonic() + 5
+        while not backend.calls and time.monotonic() < deadline:
+            time.sleep(0.005)
+        expiring = [service.submit(profile, situation, seed=i, deadline_s=0.05) for i in (1, 2)]
+        assert all(t.result(timeout=5).reason == "deadline" for t in expiring)
+        assert service.pending() == 0 and service.stats().queued == 0
+        later = [service.submit(profile, situation, seed=i) for i in (3, 4)]  # no QueueFull
+        with pytest.raises(QueueFull):
+            service.submit(profile, situation, seed=5)
+        backend.release.set()
+        assert all(t.result(timeout=5).source == "model" for t in later)
+
+
+def test_under_overload_a_ticket_that_cannot_make_its_deadline_gets_its_fallback_at_once(profile, situation):
+    backend = FakeBackend(delay_s=0.3)
+    with DecisionService(backend, cache_size=0, gather_s=0.05) as service:  # the next two share a batch
+        first = service.submit(profile, situation, seed=0).result(timeout=5)
+        assert first.source == "model"  # the service now knows a batch takes ~0.3 s
+        hopeless = service.submit(profile, situation, seed=1, deadline_s=0.15)
+        feasible = service.submit(profile, situation, seed=2, deadline_s=5.0)
+        early = hopeless.result(timeout=5)
+        assert early.source == "fallback" and early.reason.startswith("deadline: too little time")
+        assert early.latency_ms < 140  # answered when the batch was formed, before its deadline
+        assert feasible.result(timeout=5).source == "model"
+        assert [r.sampling.seed for r in backend.calls[-1]] == [2]  # the model only got the feasible one
+        # alone, a hopeless ticket still goes to the model: only a batch can renew a stale estimate
+        lone = service.submit(profile, situation, seed=3, deadline_s=0.15)
+        assert lone.result(timeout=5).reason == "deadline"
+        deadline = time.monotonic() + 5
+        while [r.sampling.seed for r in backend.calls[-1]] != [3] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [r.sampling.seed for r in backend.calls[-1]] == [3]

@@ -106,6 +106,15 @@ def test_export_builds_verified_gguf_that_decides(trained, tmp_path, monkeypatch
     path, _, _ = build_model("tiny", registry=registry)
     assert path == gguf and verify_model("tiny", registry) == []
 
+    # the same model as merged HF weights, what vLLM serves (daydream models build --merged DIR)
+    from transformers import AutoModelForCausalLM
+
+    from models.build import write_merged
+
+    merged = write_merged("tiny", tmp_path / "hf" / "tiny", registry=registry)
+    assert (merged / "tokenizer.json").exists() and not (tmp_path / "hf" / ".tiny.partial").exists()
+    assert AutoModelForCausalLM.from_pretrained(merged).config.num_hidden_layers == 2
+
     # a corrupted GGUF or adapter fails verify loudly
     data = bytearray(gguf.read_bytes())
     data[len(data) // 2] ^= 0xFF
