@@ -1,6 +1,8 @@
 """Run the demo headless on a real model for a while and save what it shows as an SVG.
 
     python scripts/screenshot.py --model default --seconds 40 --out docs/demo.svg
+    python scripts/screenshot.py --inject "A fire breaks out at the bakery and smoke pours into the square@Bakery" \
+        --inject-after 10 --seconds 50
 
 This is how the README's screenshot is made: a real run, not a mock-up. It prints the decision
 sources so the caption can say what the run did.
@@ -18,10 +20,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from demo.app import build_app
 
 
-async def capture(world: str, model: str, seconds: float, speed: int, out: Path) -> None:
-    """Run the app for ``seconds`` of wall-clock time, then save a screenshot."""
+async def capture(
+    world: str, model: str, seconds: float, speed: int, out: Path, inject: str | None, inject_after: float
+) -> None:
+    """Run the app for ``seconds`` of wall-clock time (injecting an event on the way), then save a screenshot."""
     app = build_app(world, model, seed=0, speed=speed)
     async with app.run_test(size=(160, 48)) as pilot:
+        if inject:
+            text, _, place = inject.rpartition("@")
+            await pilot.pause(inject_after)
+            with app.lock:
+                reached = app.sim.inject_event(text, place=place, importance=9)
+            print(f"injected {text!r} at {place}: reached {', '.join(reached) or 'nobody'}")
+            app.refresh_views()
+            seconds -= inject_after
         await pilot.pause(seconds)
         app.save_screenshot(str(out.name), path=str(out.parent))
         stats = app.sim.service.stats()
@@ -39,8 +51,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=40.0)
     parser.add_argument("--speed", type=int, default=15, help="sim-minutes per real second")
     parser.add_argument("--out", type=Path, default=Path("docs/demo.svg"))
+    parser.add_argument("--inject", help="an event to inject, TEXT@PLACE (importance 9)")
+    parser.add_argument("--inject-after", type=float, default=10.0, help="seconds into the run")
     args = parser.parse_args()
-    asyncio.run(capture(args.world, args.model, args.seconds, args.speed, args.out))
+    asyncio.run(
+        capture(args.world, args.model, args.seconds, args.speed, args.out, args.inject, args.inject_after)
+    )
     print(f"wrote {args.out}")
     return 0
 
