@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Sequence
 
-from characters import PURPOSE_MAX_CHARS, CharacterProfile, Motivation, Situation
+from characters import PURPOSE_MAX_CHARS, CharacterProfile, Motivation, Situation, name_tokens
 from engine.request import DecisionRequest, RawDecision
 
 _SENTENCE = re.compile(r"(?<!\bMr\.)(?<!\bDr\.)(?<!\bMs\.)(?<!\bMrs\.)(?<!\bSt\.)(?<=[.!?])\s+")
@@ -98,6 +98,28 @@ def _pronoun(profile: CharacterProfile) -> str:
     return "them"
 
 
+_SUBJECT = {"her": "she", "him": "he", "them": "they"}
+_POSSESSIVE = {"her": "her", "him": "his", "them": "their"}
+
+
+def _unnamed(text: str, profile: CharacterProfile) -> str:
+    """``text`` with the character's own name turned into a pronoun, so a purpose never says it twice."""
+    pronoun = _pronoun(profile)
+    words = sorted(
+        {
+            profile.name,
+            *(w for w in profile.name.split() if w.strip(".").lower() in name_tokens(profile.name)),
+        },
+        key=len,
+        reverse=True,
+    )
+    for word in words:
+        pattern = rf"(?<![A-Za-z']){re.escape(word)}(?![A-Za-z])"
+        text = re.sub(pattern + r"'s\b", _POSSESSIVE[pronoun], text)
+        text = re.sub(pattern, _SUBJECT[pronoun], text)
+    return text
+
+
 def _fit(text: str) -> str:
     if len(text) <= PURPOSE_MAX_CHARS:
         return text
@@ -115,15 +137,16 @@ def build_rule_motivation(profile: CharacterProfile, situation: Situation, seed:
     name = profile.name
     keep = {word for text in (name, *profile.relationships, *situation.nearby) for word in text.split()}
     if _has_incident(situation.context):
-        urgent = rng.choice(_URGENT).format(name=name, gist=_gist(situation.context, keep))
+        urgent = rng.choice(_URGENT).format(name=name, gist=_unnamed(_gist(situation.context, keep), profile))
         urgent += rng.choice(_URGENT_REASON)
     else:
         urgent = rng.choice(_ROUTINE).format(name=name)
     if profile.goals:
-        second = rng.choice(_LONG_GAME).format(name=name, goal=_gist(rng.choice(profile.goals), keep, 70))
+        goal = _unnamed(_gist(rng.choice(profile.goals), keep, 70), profile)
+        second = rng.choice(_LONG_GAME).format(name=name, goal=goal)
     elif profile.background:
         second = rng.choice(_BACKGROUND).format(
-            name=name, pronoun=_pronoun(profile), gist=_gist(profile.background, keep)
+            name=name, pronoun=_pronoun(profile), gist=_unnamed(_gist(profile.background, keep), profile)
         )
     else:
         second = f"{name} falls back on the habits of a lifetime and gets on with the day's work."

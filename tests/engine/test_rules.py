@@ -4,6 +4,7 @@ from hypothesis import strategies as st
 from characters import CharacterProfile, Motivation, Situation
 from engine.backends.rules import RulesBackend, build_rule_motivation
 from engine.request import DecisionRequest, Sampling
+from engine.validation import parse_motivation
 from tests.conftest import load_public_cases
 
 
@@ -46,3 +47,19 @@ def test_rules_never_produce_invalid_output(name, description, background, conte
     profile = CharacterProfile(name=name, description=description, background=background, goals=goals)
     m = build_rule_motivation(profile, Situation(context=context), seed)
     Motivation.model_validate(m.model_dump())
+
+
+def test_rules_never_repeat_the_name_even_when_the_situation_says_it():
+    from characters import naming_problem
+
+    profile = CharacterProfile(
+        name="Maya Lindqvist",
+        description="Female, 34, baker.",
+        background="Maya's oven is old and Maya Lindqvist owes the bank.",
+        goals=["help Maya's sister open a shop"],
+    )
+    situation = Situation(context="Maya Lindqvist smells smoke: the oven in Maya's bakery is burning.")
+    for seed in range(20):
+        motivation = build_rule_motivation(profile, situation, seed)
+        assert all(naming_problem(p, profile.name) is None for p in motivation.purposes()), motivation
+        assert parse_motivation(motivation.model_dump_json(), profile.name) == motivation
