@@ -76,6 +76,8 @@ class DecisionService:
         self._backends: list[Backend] = [first]
         for _ in range(workers - 1):
             self._backends.append(backend_factory() if backend_factory else first)
+        # the backends this service made are its to close; one the caller passed in stays theirs
+        self._owned = [b for b in self._backends if b is not model]
         self.model_id = first.model_id
         self.max_batch = max_batch
         self.max_queue = max_queue
@@ -88,6 +90,7 @@ class DecisionService:
         self._queue: list[tuple[int, float, int, Ticket]] = []
         self._cond = threading.Condition()
         self._finished: deque[Ticket] = deque()
+        self._running: set[Ticket] = set()  # taken by a worker, not finished yet
         self._deadlines: list[tuple[float, int, Ticket]] = []
         self._deadline_cond = threading.Condition()
         self._closed = False
@@ -173,19 +176,31 @@ class DecisionService:
         with self._cond:
             return len(self._queue)
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the workers; queued tickets are cancelled."""
+    def close(self, timeout_s: float = 1.0) -> None:
+        """Stop the service: queued and in-flight tickets are cancelled and its threads end.
+
+        Idempotent and safe from any thread (a ticket callback included). Returns within about
+        ``timeout_s`` even while a batch decodes: backends the service made are closed, which
+        stops their decode at the next step. A worker still inside a backend the caller owns is a
+        daemon thread and ends when that call returns.
+        """
+        end = time.monotonic() + timeout_s
         with self._cond:
             self._closed = True
-            leftovers = [entry[-1] for entry in self._queue]
+            leftovers = [entry[-1] for entry in self._queue] + list(self._running)
             self._queue.clear()
             self._cond.notify_all()
         with self._deadline_cond:
             self._deadline_cond.notify_all()
         for ticket in leftovers:
             ticket.cancel()
+        for backend in self._owned:
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close(timeout_s=max(0.0, end - time.monotonic()))
         for thread in self._threads:
-            thread.join(timeout_s)
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, end - time.monotonic()))
 
     def __enter__(self) -> DecisionService:
         return self
@@ -239,6 +254,7 @@ class DecisionService:
                 ticket = heapq.heappop(self._queue)[-1]
                 if not ticket.done():
                     batch.append(ticket)
+            self._running.update(batch)
         return batch
 
     def _work(self, backend: Backend) -> None:
@@ -246,8 +262,11 @@ class DecisionService:
             batch = self._take_batch()
             if batch is None:
                 return
-            if batch:
+            try:
                 self._run_batch(backend, batch)
+            finally:
+                with self._cond:
+                    self._running.difference_update(batch)
 
     def _generate(self, backend: Backend, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
         start = time.perf_counter()
