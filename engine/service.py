@@ -176,7 +176,7 @@ class DecisionService:
         with self._cond:
             return len(self._queue)
 
-    def close(self, timeout_s: float = 1.0) -> None:
+    def close(self, timeout_s: float = 0.5) -> None:
         """Stop the service: queued and in-flight tickets are cancelled and its threads end.
 
         Idempotent and safe from any thread (a ticket callback included). Returns within about
@@ -264,6 +264,10 @@ class DecisionService:
                 return
             try:
                 self._run_batch(backend, batch)
+            except Exception as err:  # a bug here must not kill the worker and strand its tickets
+                reason = f"internal: {type(err).__name__}: {err}"
+                for ticket in batch:
+                    self._deliver(ticket, self._fallback_result(ticket, reason), "fallback")
             finally:
                 with self._cond:
                     self._running.difference_update(batch)

@@ -123,7 +123,7 @@ def test_collection_on_another_thread_frees_without_waiting():
 def test_close_is_idempotent_from_any_thread_and_leaves_no_thread():
     before, tasks = set(threading.enumerate()), os_threads()
     backend = small_backend()
-    raw = backend.generate(requests(1, max_new_tokens=8))[0]
+    raw = backend.generate(requests(1, max_new_tokens=2))[0]
     assert raw.output_tokens > 0
     assert os_threads() > tasks  # its thread and llama.cpp's OpenMP worker(s)
     closers = [threading.Thread(target=backend.close, name=f"closer-{i}") for i in range(4)]
@@ -158,18 +158,20 @@ def test_close_during_a_decode_stops_it_at_the_next_step(monkeypatch):
     )
     worker.start()
     # the prompt chunk, then a few single-token steps: well inside a ~100-step decode
-    assert wait_until(lambda: len(steps) >= 6, 60), "the decode never started"
+    assert wait_until(lambda: len(steps) >= 6, 120), "the decode never started"
     start = time.monotonic()
-    backend.close()
+    backend.close(timeout_s=0.5)
     took = time.monotonic() - start
-    worker.join(10)
     assert took < 1.0, f"close() took {took:.2f} s during a decode"
+    # the step in flight finishes (milliseconds here, seconds on an oversubscribed machine), then
+    # the batch ends with an error and the thread exits; no further step starts
+    worker.join(30)
     assert not worker.is_alive()
     raws = out["raws"]
     assert len(raws) == 4 and all("closed" in (r.error or "") for r in raws), raws
-    assert all(t <= start + took for t in steps)  # no llama_decode after close() returned
-    assert new_threads(before) == []
+    assert wait_until(lambda: not new_threads(before), 30), new_threads(before)
     assert wait_until(lambda: os_threads() <= tasks), (os_threads(), tasks)
+    assert all(t <= start + took for t in steps)
 
 
 def test_a_failed_load_leaves_no_thread(tmp_path):
