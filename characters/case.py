@@ -77,7 +77,10 @@ def load_case(record: Mapping[str, Any]) -> Case:
         situation = Situation.model_validate(situation_data)
     except ValidationError as err:
         raise CaseError(_format_error(err, "situation")) from None
-    return Case(id=case_id, profile=profile, situation=situation)
+    try:
+        return Case(id=case_id, profile=profile, situation=situation)
+    except ValidationError as err:  # the id: too long
+        raise CaseError(_format_error(err, "")) from None
 
 
 def build_seed_record(profile: CharacterProfile, situation: Situation) -> dict[str, str]:

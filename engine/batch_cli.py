@@ -35,13 +35,16 @@ def read_cases(path: Path) -> list[tuple[int, Case | None, str | None]]:
             continue
         try:
             record: Any = json.loads(line)
-            rows.append((number, load_case(record), None))
         except json.JSONDecodeError as err:
             rows.append((number, None, f"invalid JSON: {err.msg} at column {err.colno}"))
-        except CaseError as err:
-            rows.append((number, None, str(err)))
+            continue
         except (ValueError, RecursionError) as err:  # json's digit limit, or nesting past the stack
             rows.append((number, None, f"invalid JSON: {type(err).__name__}: {err}"[:300]))
+            continue
+        try:
+            rows.append((number, load_case(record), None))
+        except CaseError as err:
+            rows.append((number, None, str(err)))
     return rows
 
 
