@@ -421,12 +421,21 @@ class LlamaCppBackend:
         sampling = slot.request.sampling
         token = self._choose(logits, sampling, slot.rng)
         if self.use_grammar and not self._grammar_allows(slot, token):
-            token = self._choose(self._grammar_mask(slot, logits), sampling, slot.rng)
+            masked = self._grammar_mask(slot, logits)
+            if not np.isfinite(masked).any():
+                # No token can go on: a name anchored with a character this vocabulary cannot
+                # spell (SmolLM2 has no token for the byte 0xF1, so U+40000-U+7FFFF). Accepting
+                # any token now would abort the whole process inside llama.cpp.
+                slot.done, slot.error = True, "grammar dead end: no token can continue the answer"
+                return -1
+            token = self._choose(masked, sampling, slot.rng)
         if self.use_grammar:
             llama_cpp.llama_sampler_accept(slot.grammar, token)
         return token
 
     def _finish_token(self, slot: _Slot, token: int) -> None:
+        if token < 0:  # _sample ended the slot
+            return
         slot.last_token = token
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
             slot.done = True

@@ -171,7 +171,7 @@ def test_two_hundred_cases_through_the_default_model():
         pytest.fail(f"{err} (make test builds it before running the suite)")
     cases = []
 
-    @settings(max_examples=400, deadline=None, database=None, derandomize=True)
+    @settings(max_examples=600, deadline=None, database=None, derandomize=True)
     @given(record=records(for_model=True))
     def collect(record: dict[str, Any]) -> None:
         try:

@@ -12,6 +12,7 @@ import os
 import random
 import subprocess
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -94,3 +95,33 @@ def test_damaged_weights_still_give_only_valid_answers(tmp_path):
     for record in records:
         assert record["source"] in {"model", "retry", "fallback"}
         assert all(record[k].strip() for k in ("purpose_a", "purpose_b", "purpose_c"))
+
+
+def test_a_name_the_vocabulary_cannot_spell_ends_its_slot_not_the_process():
+    # Found by tests/engine/test_fuzz.py: SmolLM2 has no token for the byte 0xF1, so a name with a
+    # character in U+40000-U+7FFFF leaves the name-anchored grammar with no token to go on, and
+    # accepting one anyway aborted the whole process ("llama-grammar.cpp: fatal error").
+    script = f"""
+        import json
+        from characters import CharacterProfile, Situation
+        from engine.backends.llamacpp import LlamaCppBackend
+        from engine.request import DecisionRequest, Sampling
+        backend = LlamaCppBackend({str(ensure_base_gguf())!r}, max_batch=2, n_ctx_per_seq=384)
+        situation = Situation(context="Night shift at the clinic.")
+        raws = backend.generate([
+            DecisionRequest(CharacterProfile(name="Ann \\U00065720", description="A nurse."), situation,
+                            Sampling(max_new_tokens=48)),
+            DecisionRequest(CharacterProfile(name="Ann", description="A nurse."), situation,
+                            Sampling(max_new_tokens=48)),
+        ])
+        backend.close()
+        print(json.dumps([[r.error, r.output_tokens] for r in raws]))
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=180, env=env
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stderr[-2000:]}"
+    (dead_error, dead_tokens), (other_error, other_tokens) = json.loads(done.stdout.strip().splitlines()[-1])
+    assert dead_error == "grammar dead end: no token can continue the answer" and dead_tokens > 0
+    assert other_tokens > 0 and (other_error is None or "max_new_tokens" in other_error)  # the batch went on
