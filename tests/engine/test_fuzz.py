@@ -2,16 +2,20 @@
 
 Hypothesis builds input records in both accepted shapes (ours, flat or nested, and the seed's
 sharegpt keys) from unicode, empty and maximal fields, control characters, very long text and
-prompt-injection text. Each record goes through ``load_case`` (the one parser ``decide`` and the
-server use) and, if it is a case, through a ``DecisionService``: 10,000 records on the rules
-backend, 200 cases on the default model, batched through one service.
+prompt-injection text. Each record goes through ``load_case`` (the parser ``decide`` uses) and, if
+it is a case, through a ``DecisionService``: 10,000 records on the rules backend, and 200 cases on
+the default model through ``daydream decide`` (one service batches them all) in its own process.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,6 +54,7 @@ CONTROL = [
     "\ufffd",
 ]
 WORDS = ["the", "baker", "Ann", "wants", "to", "leave,", "rain.", "O'Hara", "Mr.", "- well", "(again)", "42"]
+ROOT = Path(__file__).resolve().parents[2]
 LIMITS = {"name": 80, "description": 600, "background": 1500, "context": 1200}
 
 # Text is built from a few whole pieces rather than character by character: Hypothesis draws
@@ -162,9 +167,9 @@ def test_ten_thousand_records_through_the_rules_backend():
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1800)  # 200 decodes; a shared, oversubscribed 2-core machine took 10x longer
 @pytest.mark.skipif("default" not in list_models(), reason="no default model registered")
-def test_two_hundred_cases_through_the_default_model():
+def test_two_hundred_cases_through_the_default_model(tmp_path):
     try:
         resolve_gguf("default")
     except ModelNotBuilt as err:
@@ -184,17 +189,39 @@ def test_two_hundred_cases_through_the_default_model():
     collect()
     cases = cases[:200]
     assert len(cases) == 200
+    src, out = tmp_path / "cases.jsonl", tmp_path / "answers.jsonl"
+    lines = [
+        {
+            "id": str(i),
+            "profile": c.profile.model_dump(mode="json"),
+            "situation": c.situation.model_dump(mode="json"),
+        }
+        for i, c in enumerate(cases)
+    ]
+    src.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), "utf-8")
+    # Through the real command line, in its own process: one DecisionService batches all 200, and
+    # an abort inside llama.cpp (this fuzzing found one) fails this test instead of killing the run.
     started = time.perf_counter()
-    with DecisionService(model="default", max_batch=32, max_queue=200, cache_size=0) as service:
-        tickets = [service.submit(c.profile, c.situation, seed=i) for i, c in enumerate(cases)]
-        results = [t.result(timeout=600) for t in tickets]
-        stats = service.stats()
+    done = subprocess.run(
+        [sys.executable, "-m", "daydream", "decide", str(src), "--out", str(out), "--model", "default"],
+        capture_output=True,
+        text=True,
+        timeout=1700,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     took = time.perf_counter() - started
-    for case, result in zip(cases, results, strict=True):
-        assert result.source in {"model", "retry", "fallback"}, result
-        check_motivation(result.motivation)
-        if result.source == "fallback":
-            assert result.reason and result.reason.startswith("invalid:"), (case, result.reason)
-    sources = Counter(r.source for r in results)
+    assert done.returncode == 0, f"exit {done.returncode} (negative: a signal)\n{done.stderr[-3000:]}"
+    records_out = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert [r["id"] for r in records_out] == [str(i) for i in range(200)]
+    for record in records_out:
+        assert record["source"] in {"model", "retry", "fallback"}, record
+        motivation = Motivation.model_validate(
+            {k: record[k] for k in ("purpose_a", "purpose_b", "purpose_c")}
+        )
+        check_motivation(motivation)
+        if record["source"] == "fallback":
+            assert record["reason"] and record["reason"].startswith("invalid:"), record
+    sources = Counter(r["source"] for r in records_out)
     assert sources["model"] + sources["retry"] >= 150, sources  # the model answers most of them
-    print(f"model fuzz: {dict(sources)} in {took:.1f} s, p50 {stats.p50_latency_ms:.0f} ms")
+    print(f"model fuzz: {dict(sources)} in {took:.1f} s")
