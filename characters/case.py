@@ -83,7 +83,10 @@ def load_case(record: Mapping[str, Any]) -> Case:
         situation = Situation.model_validate(nested["situation"])
     except ValidationError as err:
         raise CaseError(_format_error(err, "situation")) from None
-    return Case(id=nested["id"], profile=profile, situation=situation)
+    try:
+        return Case(id=nested["id"], profile=profile, situation=situation)
+    except ValidationError as err:  # the id: too long
+        raise CaseError(_format_error(err, "")) from None
 
 
 def build_seed_record(profile: CharacterProfile, situation: Situation) -> dict[str, str]:

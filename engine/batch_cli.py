@@ -19,19 +19,32 @@ from engine.ticket import Ticket
 
 
 def read_cases(path: Path) -> list[tuple[int, Case | None, str | None]]:
-    """Each non-blank line as (line number, case or None, error or None)."""
+    """Each non-blank line as (line number, case or None, error or None).
+
+    The file is read as bytes and each line decoded on its own, so one line that is not UTF-8
+    is reported by number and the others are still answered.
+    """
     rows: list[tuple[int, Case | None, str | None]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record: Any = json.loads(line)
-                rows.append((number, load_case(record), None))
-            except json.JSONDecodeError as err:
-                rows.append((number, None, f"invalid JSON: {err.msg} at column {err.colno}"))
-            except CaseError as err:
-                rows.append((number, None, str(err)))
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a BOM may open the file
+        except UnicodeDecodeError as err:
+            rows.append((number, None, f"not UTF-8 ({err.reason} at byte {err.start + 1})"))
+            continue
+        try:
+            record: Any = json.loads(line)
+        except json.JSONDecodeError as err:
+            rows.append((number, None, f"invalid JSON: {err.msg} at column {err.colno}"))
+            continue
+        except (ValueError, RecursionError) as err:  # json's digit limit, or nesting past the stack
+            rows.append((number, None, f"invalid JSON: {type(err).__name__}: {err}"[:300]))
+            continue
+        try:
+            rows.append((number, load_case(record), None))
+        except CaseError as err:
+            rows.append((number, None, str(err)))
     return rows
 
 
@@ -48,8 +61,8 @@ def run_decide(input_path: str, out_path: str, *, model: str, seed: int, deadlin
     except FileNotFoundError:
         print(f"error: {source}: file not found", file=sys.stderr)
         return 2
-    except UnicodeDecodeError as err:
-        print(f"error: {source}: not UTF-8 ({err.reason})", file=sys.stderr)
+    except OSError as err:  # a directory, no permission, a device that fails
+        print(f"error: {source}: cannot read ({err.strerror or err})", file=sys.stderr)
         return 2
     bad = [(n, e) for n, c, e in rows if c is None]
     for number, error in bad:

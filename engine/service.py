@@ -81,6 +81,8 @@ class DecisionService:
         self._backends: list[Backend] = [first]
         for _ in range(workers - 1):
             self._backends.append(backend_factory() if backend_factory and not thread_safe else first)
+        # the backends this service made are its to close; one the caller passed in stays theirs
+        self._owned = list({id(b): b for b in self._backends if b is not model}.values())
         self.model_id = first.model_id
         self.max_batch = max_batch
         self.max_queue = max_queue
@@ -96,6 +98,7 @@ class DecisionService:
         self._queue: list[tuple[int, float, int, Ticket]] = []
         self._cond = threading.Condition()
         self._finished: deque[Ticket] = deque()
+        self._running: set[Ticket] = set()  # taken by a worker, not finished yet
         self._deadlines: list[tuple[float, int, Ticket]] = []
         self._deadline_cond = threading.Condition()
         self._closed = False
@@ -192,19 +195,31 @@ class DecisionService:
         with self._cond:
             return sum(1 for entry in self._queue if not entry[-1].done())
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the workers; queued tickets are cancelled."""
+    def close(self, timeout_s: float = 0.5) -> None:
+        """Stop the service: queued and in-flight tickets are cancelled and its threads end.
+
+        Idempotent and safe from any thread (a ticket callback included). Returns within about
+        ``timeout_s`` even while a batch decodes: backends the service made are closed, which
+        stops their decode at the next step. A worker still inside a backend the caller owns is a
+        daemon thread and ends when that call returns.
+        """
+        end = time.monotonic() + timeout_s
         with self._cond:
             self._closed = True
-            leftovers = [entry[-1] for entry in self._queue]
+            leftovers = [entry[-1] for entry in self._queue] + list(self._running)
             self._queue.clear()
             self._cond.notify_all()
         with self._deadline_cond:
             self._deadline_cond.notify_all()
         for ticket in leftovers:
             ticket.cancel()
+        for backend in self._owned:
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close(timeout_s=max(0.0, end - time.monotonic()))
         for thread in self._threads:
-            thread.join(timeout_s)
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, end - time.monotonic()))
 
     def __enter__(self) -> DecisionService:
         return self
@@ -271,9 +286,10 @@ class DecisionService:
                     hopeless.append(ticket)
                 else:
                     batch.append(ticket)
-        if hopeless and not batch:  # one goes anyway: the estimate may be stale, and only a batch renews it
-            batch.append(max(hopeless, key=lambda t: t.deadline or 0.0))
-            hopeless.remove(batch[0])
+            if hopeless and not batch:  # one goes anyway: the estimate may be stale, and only a batch renews it
+                batch.append(max(hopeless, key=lambda t: t.deadline or 0.0))
+                hopeless.remove(batch[0])
+            self._running.update(batch)
         for ticket in hopeless:
             reason = f"deadline: too little time left for the model (a batch takes ~{self._batch_s:.1f} s)"
             self._deliver(ticket, self._fallback_result(ticket, reason), "fallback")
@@ -284,8 +300,15 @@ class DecisionService:
             batch = self._take_batch()
             if batch is None:
                 return
-            if batch:
+            try:
                 self._run_batch(backend, batch)
+            except Exception as err:  # a bug here must not kill the worker and strand its tickets
+                reason = f"internal: {type(err).__name__}: {err}"
+                for ticket in batch:
+                    self._deliver(ticket, self._fallback_result(ticket, reason), "fallback")
+            finally:
+                with self._cond:
+                    self._running.difference_update(batch)
 
     def _generate(self, backend: Backend, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
         start = time.perf_counter()

@@ -7,6 +7,7 @@ import sys
 
 from tqdm import tqdm
 
+from models.base import sha256_file
 from models.registry import (
     ModelNotFound,
     built_gguf_path,
@@ -57,8 +58,10 @@ def _build(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.name)
     target = built_gguf_path(manifest)
     if args.if_missing and target.exists() and not getattr(args, "merged", None):
-        print(f"{args.name}: already built at {target}")
-        return 0
+        if sha256_file(target) == manifest.gguf.sha256:
+            print(f"{args.name}: already built at {target}")
+            return 0
+        print(f"{args.name}: {target} does not match the manifest's sha256; rebuilding", file=sys.stderr)
     bar = tqdm(total=_BUILD_STAGES, desc=f"building {args.name}", unit="stage", file=sys.stderr)
 
     def progress(stage: str) -> None:

@@ -27,6 +27,10 @@ class ModelNotBuilt(FileNotFoundError):
     """The manifest exists but its GGUF has not been built on this machine."""
 
 
+class ModelCorrupt(ModelNotBuilt):
+    """The built GGUF is there but its size or sha256 differs from the manifest's."""
+
+
 class FileEntry(BaseModel):
     """A file with its hash and size."""
 
@@ -112,6 +116,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename: a power cut leaves old or new, never empty
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are ordinary project files
         os.replace(tmp, path)
     except BaseException:
@@ -161,13 +167,24 @@ def verify_model(name: str, registry: Path = REGISTRY_DIR, *, gguf: Path | None 
 
 
 def resolve_gguf(name: str, registry: Path = REGISTRY_DIR) -> Path:
-    """The verified GGUF for a registered model; raises ModelNotBuilt with the command to run."""
+    """The verified GGUF for a registered model; raises ModelNotBuilt with the command to run.
+
+    Size and sha256 are both checked (hashing the 105 MB default takes about 0.15 s), so a
+    truncated, corrupted or foreign file is a clear error here, never a load of unknown bytes.
+    """
     manifest = load_manifest(name, registry)
     path = built_gguf_path(manifest)
     if not path.exists():
         raise ModelNotBuilt(f"model {name!r} is not built yet: run `daydream models build {name}`")
-    if path.stat().st_size != manifest.gguf.bytes:
-        raise ModelNotBuilt(
-            f"{path}: size differs from the manifest; rebuild with `daydream models build {name}`"
+    rebuild = f"rebuild with `daydream models build {name}`"
+    size = path.stat().st_size
+    if size != manifest.gguf.bytes:
+        raise ModelCorrupt(
+            f"{path}: {size} bytes where the manifest says {manifest.gguf.bytes} (truncated or another "
+            f"build); {rebuild}"
+        )
+    if sha256_file(path) != manifest.gguf.sha256:
+        raise ModelCorrupt(
+            f"{path}: sha256 does not match the manifest (corrupted or another build); {rebuild}"
         )
     return path

@@ -13,7 +13,6 @@ This is the only module that imports ``llama_cpp``.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import json
@@ -21,10 +20,12 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import llama_cpp
 import numpy as np
@@ -115,6 +116,62 @@ class LlamaCppError(RuntimeError):
     """The GGUF could not be loaded or a decode failed."""
 
 
+_T = TypeVar("_T")
+
+
+@dataclass
+class _Native:
+    """A backend's llama.cpp handles, kept apart from it so a finalizer can free them.
+
+    ``owner`` is the backend's own thread, the only one that touches the handles.
+    """
+
+    owner: int = 0
+    model: Any = None
+    ctx: Any = None
+    batch: Any = None
+    grammars: list[ctypes.c_void_p] = field(default_factory=list)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def free(self) -> None:
+        """Free whatever was made (a half-finished setup included), once."""
+        try:
+            for sampler in self.grammars:
+                llama_cpp.llama_sampler_free(sampler)
+            self.grammars.clear()
+            if self.batch is not None:
+                llama_cpp.llama_batch_free(self.batch)
+                self.batch = None
+            if self.ctx:
+                llama_cpp.llama_free(self.ctx)
+                self.ctx = None
+            if self.model:
+                llama_cpp.llama_model_free(self.model)
+                self.model = None
+        finally:
+            self.released.set()
+
+
+def _release(executor: ThreadPoolExecutor, native: _Native, stopping: threading.Event) -> None:
+    """Stop a backend and free its handles on its own thread, without waiting for either.
+
+    This is the backend's finalizer (``close()`` calls it too, then waits on ``native.released``).
+    It must never block: the garbage collector may run it on any thread, the game's included.
+    It holds the executor, so the backend's thread is still alive when a backend in a reference
+    cycle is collected; the free is queued behind any call in flight, which ``stopping`` ends at
+    its next step.
+    """
+    stopping.set()
+    if threading.get_ident() == native.owner:
+        native.free()
+    else:
+        try:
+            executor.submit(native.free)
+        except RuntimeError:  # interpreter shutdown joined the thread already: nothing else uses them
+            native.free()
+    executor.shutdown(wait=False)
+
+
 @dataclass
 class _Slot:
     """One sequence being decoded: its seq_id, sampler state and output so far."""
@@ -158,9 +215,19 @@ class LlamaCppBackend:
         # another thread leaves the first team spinning and halves speed on a 2-core machine.
         # So every llama.cpp call of this backend runs on one dedicated thread.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llamacpp")
-        self._executor.submit(
-            self._setup, model_id, max_batch, n_ctx_per_seq, n_threads, grammar, kv_unified, verbose
-        ).result()
+        self._native = _Native()
+        self._stopping = threading.Event()
+        # Not __del__: that ran close() and waited on the executor, whose thread had already
+        # exited when the backend was collected in a reference cycle, so gc.collect() hung.
+        self._finalizer = weakref.finalize(self, _release, self._executor, self._native, self._stopping)
+        self._finalizer.atexit = False  # at exit the OS takes the memory back; nothing to wait for
+        try:
+            self._executor.submit(
+                self._setup, model_id, max_batch, n_ctx_per_seq, n_threads, grammar, kv_unified, verbose
+            ).result()
+        except BaseException:
+            self.close()
+            raise
 
     def _setup(
         self,
@@ -172,6 +239,7 @@ class LlamaCppBackend:
         kv_unified: bool,
         verbose: bool,
     ) -> None:
+        self._native.owner = threading.get_ident()
         self.model_id = model_id or self.path.stem
         self.max_batch = max_batch
         self.n_ctx_per_seq = n_ctx_per_seq
@@ -179,9 +247,13 @@ class LlamaCppBackend:
         _init_backend(verbose)
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0
-        self._model = llama_cpp.llama_model_load_from_file(str(self.path).encode(), model_params)
+        self._model = self._native.model = llama_cpp.llama_model_load_from_file(
+            str(self.path).encode(), model_params
+        )
         if not self._model:
-            raise LlamaCppError(f"{self.path}: llama.cpp could not load this GGUF")
+            raise LlamaCppError(
+                f"{self.path}: llama.cpp could not load this GGUF (truncated, corrupt or not a GGUF)"
+            )
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         threads = n_threads or max(1, os.cpu_count() or 1)
@@ -193,16 +265,15 @@ class LlamaCppBackend:
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
         ctx_params.kv_unified = kv_unified
-        self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
+        self._ctx = self._native.ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
-            llama_cpp.llama_model_free(self._model)
             raise LlamaCppError(f"{self.path}: could not create a llama.cpp context")
         self._mem = llama_cpp.llama_get_memory(self._ctx)
-        self._batch = llama_cpp.llama_batch_init(ctx_params.n_batch, 0, 1)
+        self._batch = self._native.batch = llama_cpp.llama_batch_init(ctx_params.n_batch, 0, 1)
         self._n_batch = ctx_params.n_batch
         self._formatter = self._build_formatter()
         plain = build_grammar_text().encode()
-        self._grammars: list[ctypes.c_void_p] = []
+        self._grammars = self._native.grammars
         for _ in range(max_batch):
             sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, plain, b"root")
             if not sampler:
@@ -288,6 +359,8 @@ class LlamaCppBackend:
         b.n_tokens = i + 1
 
     def _decode(self) -> None:
+        if self._stopping.is_set():  # close() ends a batch at the next step, not after it
+            raise LlamaCppError("decode stopped: the backend was closed")
         rc = llama_cpp.llama_decode(self._ctx, self._batch)
         if rc != 0:
             raise LlamaCppError(f"llama_decode returned {rc} (KV cache full or bad batch)")
@@ -349,12 +422,21 @@ class LlamaCppBackend:
         sampling = slot.request.sampling
         token = self._choose(logits, sampling, slot.rng)
         if self.use_grammar and not self._grammar_allows(slot, token):
-            token = self._choose(self._grammar_mask(slot, logits), sampling, slot.rng)
+            masked = self._grammar_mask(slot, logits)
+            if not np.isfinite(masked).any():
+                # No token can go on: a name anchored with a character this vocabulary cannot
+                # spell (SmolLM2 has no token for the byte 0xF1, so U+40000-U+7FFFF). Accepting
+                # any token now would abort the whole process inside llama.cpp.
+                slot.done, slot.error = True, "grammar dead end: no token can continue the answer"
+                return -1
+            token = self._choose(masked, sampling, slot.rng)
         if self.use_grammar:
             llama_cpp.llama_sampler_accept(slot.grammar, token)
         return token
 
     def _finish_token(self, slot: _Slot, token: int) -> None:
+        if token < 0:  # _sample ended the slot
+            return
         slot.last_token = token
         if llama_cpp.llama_vocab_is_eog(self._vocab, token):
             slot.done = True
@@ -373,8 +455,19 @@ class LlamaCppBackend:
         out: list[RawDecision] = []
         for start in range(0, len(requests), self.max_batch):
             chunk = requests[start : start + self.max_batch]
-            out.extend(self._executor.submit(self._generate_batch, chunk).result())
+            out.extend(self._call(self._generate_batch, chunk))
         return out
+
+    def _call(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn`` on the backend's own thread and wait for it; a closed backend raises."""
+        closed = LlamaCppError(f"{self.path.name}: the backend is closed")
+        if self._stopping.is_set():
+            raise closed
+        try:
+            future = self._executor.submit(fn, *args)
+        except RuntimeError:  # closed between the check and the submit: the executor refuses work
+            raise closed from None
+        return future.result()
 
     def _generate_batch(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
         started = time.perf_counter()
@@ -411,7 +504,8 @@ class LlamaCppBackend:
                 if not slot.done or slot.error is None:
                     slot.error = str(err)
                     slot.done = True
-            self._decode_prefix()  # leave the cache in a known state for the next batch
+            if not self._stopping.is_set():
+                self._decode_prefix()  # leave the cache in a known state for the next batch
         finally:
             for i, slot in enumerate(slots):
                 llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
@@ -484,7 +578,7 @@ class LlamaCppBackend:
         """
         if len(prompt_lens) > self.max_batch:
             raise ValueError("decode_floor takes at most max_batch sequences")
-        return self._executor.submit(self._decode_floor, prompt_lens, output_lens).result()
+        return self._call(self._decode_floor, prompt_lens, output_lens)
 
     def _decode_floor(self, prompt_lens: Sequence[int], output_lens: Sequence[int]) -> float:
         n_prefix = len(self._prefix)
@@ -516,26 +610,18 @@ class LlamaCppBackend:
             llama_cpp.llama_memory_seq_rm(self._mem, seq, -1, -1)
         return time.perf_counter() - started
 
-    def close(self) -> None:
-        """Free the llama.cpp context, model and samplers."""
-        executor = getattr(self, "_executor", None)
-        if executor is not None and getattr(self, "_ctx", None):
-            executor.submit(self._free).result()
-            executor.shutdown(wait=False)
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop any decode at its next step and free the llama.cpp state on the backend's thread.
 
-    def _free(self) -> None:
-        if getattr(self, "_ctx", None):
-            for sampler in self._grammars:
-                llama_cpp.llama_sampler_free(sampler)
-            self._grammars = []
-            llama_cpp.llama_batch_free(self._batch)
-            llama_cpp.llama_free(self._ctx)
-            llama_cpp.llama_model_free(self._model)
-            self._ctx = None
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown: llama_cpp may already be gone
-            self.close()
+        Idempotent and safe from any thread. Waits at most ``timeout_s`` for the free, which
+        follows the llama.cpp call in flight; then the backend's thread has ended.
+        """
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is None:  # __init__ failed before anything was made
+            return
+        finalizer()  # the first call hands the free to the backend's thread; later ones do nothing
+        if threading.get_ident() != self._native.owner and self._native.released.wait(timeout_s):
+            self._executor.shutdown(wait=True)  # only the exit marker is left: joins at once
 
 
 def _complete_json(text: bytearray) -> bool:

@@ -40,6 +40,10 @@ INTERRUPT_IMPORTANCE = 7
 NEIGHBOUR_MINUTES = 5  # an event at a place is seen from places this close (the square next to the bakery)
 
 
+class SaveError(ValueError):
+    """A save that cannot be loaded: truncated, corrupt, or of another version or world."""
+
+
 @dataclass
 class _Pending:
     ticket: Ticket
@@ -325,26 +329,49 @@ class Simulation:
     def load(
         cls, path: str | Path, world: WorldSpec, cast: Cast, service: DecisionService, **kwargs: Any
     ) -> Simulation:
-        """Restore a saved state; pending decisions are re-submitted with their original seeds."""
-        state = json.loads(Path(path).read_text("utf-8"))
-        if state.get("version") != SAVE_VERSION or state.get("world") != world.name:
-            raise ValueError(f"{path}: not a version-{SAVE_VERSION} save of world {world.name!r}")
-        sim = cls(world, cast, service, seed=state["seed"], **kwargs)
-        sim.clock = state["clock"]
-        sim.rng.setstate(_rng_from_json(state["rng"]))
-        sim.counters = dict(state["counters"])
-        sim.interrupted = set(state["interrupted"])
-        sim.agents = {name: Agent.from_dict(data) for name, data in state["agents"].items()}
-        sim.initial_affinity = {(a, o): v for a, o, v in state["initial_affinity"]}
-        for name, p in state["pending"].items():
-            profile = CharacterProfile.model_validate(p["profile"])
-            situation = Situation.model_validate(p["situation"])
+        """Restore a saved state; pending decisions are re-submitted with their original seeds.
+
+        A truncated or corrupt file raises SaveError naming it; the file is left as it is and no
+        decision is submitted, so the game can fall back to an earlier save.
+        """
+        try:
+            state = json.loads(Path(path).read_text("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise SaveError(f"{path}: not a complete save, truncated or corrupt ({err})") from None
+        if (
+            not isinstance(state, dict)
+            or state.get("version") != SAVE_VERSION
+            or state.get("world") != world.name
+        ):
+            raise SaveError(f"{path}: not a version-{SAVE_VERSION} save of world {world.name!r}")
+        try:
+            sim = cls(world, cast, service, seed=state["seed"], **kwargs)
+            sim.clock = state["clock"]
+            sim.rng.setstate(_rng_from_json(state["rng"]))
+            sim.counters = dict(state["counters"])
+            sim.interrupted = set(state["interrupted"])
+            sim.agents = {name: Agent.from_dict(data) for name, data in state["agents"].items()}
+            sim.initial_affinity = {(a, o): v for a, o, v in state["initial_affinity"]}
+            pending = {
+                name: (
+                    p["due"],
+                    p["seed"],
+                    p["priority"],
+                    CharacterProfile.model_validate(p["profile"]),
+                    Situation.model_validate(p["situation"]),
+                )
+                for name, p in state["pending"].items()
+            }
+            events = [Event(**record) for record in state["events"]]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
+            raise SaveError(f"{path}: a damaged save ({type(err).__name__}: {err})") from None
+        # submitted only once the whole file has read, so a damaged save starts no decision
+        for name, (due, seed, priority, profile, situation) in pending.items():
             ticket = service.submit(
-                profile, situation, priority=p["priority"], deadline_s=sim.deadline_s, seed=p["seed"]
+                profile, situation, priority=priority, deadline_s=sim.deadline_s, seed=seed
             )
-            sim.pending[name] = _Pending(ticket, p["due"], p["seed"], p["priority"], profile, situation)
-        for record in state["events"]:
-            sim.bus.recent.append(Event(**record))
+            sim.pending[name] = _Pending(ticket, due, seed, priority, profile, situation)
+        sim.bus.recent.extend(events)
         return sim
 
     # -- reporting ----------------------------------------------------------------------------

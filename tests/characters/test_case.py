@@ -60,3 +60,10 @@ def test_bad_records_name_the_field(record, needle):
 def test_non_mapping_record():
     with pytest.raises(CaseError, match="expected an object"):
         load_case(["not", "a", "dict"])  # type: ignore[arg-type]
+
+
+def test_an_over_long_id_is_a_case_error():
+    # found by the fuzzing in tests/engine/test_fuzz.py: it used to escape as pydantic's ValidationError
+    record = {"id": "x" * 121, "name": "Ann", "description": "A nurse.", "situation": "Night."}
+    with pytest.raises(CaseError, match="id: String should have at most 120 characters"):
+        load_case(record)

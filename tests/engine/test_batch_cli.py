@@ -1,6 +1,20 @@
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from daydream.cli import main
+from engine.batch_cli import read_cases
+
+SHAPED_LINES = [
+    b'{"name": "Ann", "description": "A nurse.", "situation": "Night."}',
+    b'{"Character_name": "Lin", "Character_description": "x", "Context": "y", "Background": ""}',
+    b"[" * 5000,
+    b"9" * 5000,
+    b'{"profile": [], "situation": 5}',
+    b'{"name": "\\ud800", "description": "d", "situation": "s"}',
+    b"\xef\xbb\xbf{}",
+]
 
 
 def write_lines(path, lines):
@@ -46,6 +60,52 @@ def test_decide_answers_good_lines_and_names_bad_ones(tmp_path, capsys):
         assert {"purpose_a", "purpose_b", "purpose_c", "source", "latency_ms"} <= set(r)
         assert r["source"] == "rules"  # chosen explicitly, so not flagged as a fallback
     assert good[1]["purpose_a"].startswith("Lin Yu")
+
+
+def test_decide_reports_a_non_utf8_line_and_answers_the_others(tmp_path, capsys):
+    good = [
+        json.dumps({"id": f"g{i}", "name": "Zoë", "description": "A nurse.", "situation": "Dusk."})
+        for i in range(3)
+    ]
+    latin1 = '{"name": "Ann", "description": "Runs the café.", "situation": "x"}'.encode("latin-1")
+    src = tmp_path / "in.jsonl"
+    # line 2: Latin-1 bytes where UTF-8 is expected; line 4: a stray continuation byte
+    src.write_bytes(
+        b"\xef\xbb\xbf"  # a BOM before line 1 is tolerated
+        + good[0].encode()
+        + b"\n"
+        + latin1
+        + b"\r\n"
+        + good[1].encode()
+        + b"\n\x80\n"
+        + good[2].encode()
+        + b"\n"
+    )
+    out = tmp_path / "out.jsonl"
+    rc = main(["decide", str(src), "--out", str(out), "--model", "rules"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    at = latin1.index("é".encode("latin-1")) + 1
+    assert f"{src}:2: not UTF-8 (invalid continuation byte at byte {at})" in err
+    assert f"{src}:4: not UTF-8 (invalid start byte at byte 1)" in err
+    records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4, 5]
+    assert [r.get("id") for r in records if "error" not in r] == ["g0", "g1", "g2"]
+    assert all(r["purpose_a"].startswith("Zoë") for r in records if "error" not in r)
+    assert "not UTF-8" in records[1]["error"] and "not UTF-8" in records[3]["error"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(st.binary(max_size=80) | st.sampled_from(SHAPED_LINES), max_size=8))
+def test_read_cases_never_raises_on_any_bytes(tmp_path_factory, lines):
+    src = tmp_path_factory.mktemp("fuzz") / "in.jsonl"
+    src.write_bytes(b"\n".join(lines))
+    rows = read_cases(src)
+    numbers = [n for n, _, _ in rows]
+    assert numbers == sorted(set(numbers))
+    for _, case, error in rows:
+        assert (case is None) != (error is None)
+        assert error is None or error.strip()
 
 
 def test_decide_is_repeatable_with_a_seed(tmp_path):

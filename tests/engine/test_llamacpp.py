@@ -12,7 +12,7 @@ from engine.validation import InvalidOutput, parse_motivation
 from models.base import ensure_base_gguf
 from tests.conftest import load_public_cases
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]  # decodes up to 256 tokens x 8 on 2 cores
 
 
 @pytest.fixture(scope="module")

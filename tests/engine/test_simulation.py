@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 import time
 from pathlib import Path
 
@@ -8,7 +10,7 @@ from characters import Situation
 from engine import DecisionService
 from engine.sim.agent import Agent
 from engine.sim.mapper import KeywordMapper
-from engine.sim.simulation import Simulation
+from engine.sim.simulation import SaveError, Simulation
 from engine.sim.situation import build_situation
 from engine.sim.world import WORLDS_DIR, WorldError, load_world
 from tests.conftest import FakeBackend
@@ -243,6 +245,57 @@ def test_save_load_round_trip_and_continuation(town, tmp_path):
         bad = tmp_path / "bad.json"
         bad.write_text(json.dumps({"version": 99, "world": spec.name}))
         Simulation.load(bad, spec, cast, DecisionService("rules"))
+
+
+class _DiskFullHandle:
+    """A file handle that writes half of what it is given, then fails as a full disk does."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+
+    def write(self, data):
+        self.handle.write(data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_truncated_save_is_a_clear_error_and_the_previous_save_is_kept(town, tmp_path, monkeypatch):
+    spec, cast = town
+    sim = make_sim(town, seed=8)
+    sim.step(3 * 60)
+    path = sim.save(tmp_path / "state.json")
+    previous = path.read_bytes()
+    sim.step(3 * 60)
+    real_fdopen = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: _DiskFullHandle(real_fdopen(fd, mode)))
+    with pytest.raises(OSError, match="No space left"):
+        sim.save(path)  # the next save dies half-way through its write
+    monkeypatch.undo()
+    assert path.read_bytes() == previous
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no half-written file left behind
+
+    # a save cut short outside the game (a copy, a sync) is a clear error that changes nothing
+    service = DecisionService("rules")
+    cut = tmp_path / "cut.json"
+    for size in (0, 1, len(previous) // 3, len(previous) - 1):
+        cut.write_bytes(previous[:size])
+        with pytest.raises(SaveError, match=r"cut.json: not a complete save, truncated or corrupt"):
+            Simulation.load(cut, spec, cast, service)
+        assert cut.read_bytes() == previous[:size]
+    damaged = json.loads(previous)
+    del damaged["agents"][next(iter(damaged["agents"]))]["needs"]
+    cut.write_text(json.dumps(damaged))
+    with pytest.raises(SaveError, match=r"cut.json: a damaged save \(KeyError: 'needs'\)"):
+        Simulation.load(cut, spec, cast, service)
+    assert service.stats().decisions == 0 and service.pending() == 0  # no decision was started
+    loaded = Simulation.load(path, spec, cast, service, lockstep=True)  # the previous save still loads
+    assert loaded.clock == json.loads(previous)["clock"]
+    service.close()
 
 
 def test_situation_text_reflects_needs_people_and_feelings(town):

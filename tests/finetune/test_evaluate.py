@@ -41,6 +41,7 @@ def test_invented_names_flags_people_the_prompt_never_mentions() -> None:
     assert invented_names(purposes[:1], prompt) == set()
 
 
+@pytest.mark.timeout(240)  # decodes every public case with two grammars
 def test_eval_cli_runs_each_model_anchored_and_plain(tmp_path, monkeypatch) -> None:
     import json
 

@@ -14,7 +14,7 @@ from finetune.config import DataConfig, DPOSettings, RunConfig, SFTSettings
 from finetune.data.dataset import save_dataset, split_examples
 from finetune.data.generator import generate_examples
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # trains, merges and quantizes a tiny model
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ def test_finetune_builds_messages_with_the_engine_function():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # loads the HF tokenizer from the GGUF
 def test_gguf_template_and_hf_tokenizer_render_identical_prompts():
     from transformers import AutoTokenizer
 

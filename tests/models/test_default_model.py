@@ -10,6 +10,7 @@ from tests.conftest import load_public_cases
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(600),  # the same bound as its ticket waits
     pytest.mark.skipif("default" not in list_models(), reason="no default model registered yet"),
 ]
 
