@@ -20,6 +20,9 @@ def load_backend(spec: str, **options: object) -> Backend:
     - ``path/to/model.gguf``: that GGUF through llama.cpp.
     - ``hf:DIR`` or a directory with config.json: transformers (needs the finetune extra).
     - any other name: a model in the registry (models/NAME/manifest.json), built if needed.
+
+    GGUF models take ``isolation="thread"|"process"`` (default ``DEFAULT_ISOLATION``) and the
+    ``LlamaCppBackend`` keywords.
     """
     if spec == "rules":
         return RulesBackend()
@@ -47,7 +50,20 @@ def load_backend(spec: str, **options: object) -> Backend:
     return _llamacpp(resolve_gguf(spec), manifest.model_id, options)
 
 
+# Where llama.cpp decodes: "thread" (in this process, on the backend's own thread) or "process"
+# (a worker process: sampling never holds this process's GIL). bench.decisions measures both.
+DEFAULT_ISOLATION = "thread"
+
+
 def _llamacpp(path: Path, model_id: str, options: dict[str, object]) -> Backend:
+    options = dict(options)
+    isolation = options.pop("isolation", DEFAULT_ISOLATION)
+    if isolation == "process":
+        from engine.backends.worker import WorkerBackend
+
+        return WorkerBackend(path, model_id=model_id, **options)  # type: ignore[arg-type]
+    if isolation != "thread":
+        raise ModelSpecError(f"isolation must be 'thread' or 'process', not {isolation!r}")
     from engine.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(path, model_id=model_id, **options)  # type: ignore[arg-type]
