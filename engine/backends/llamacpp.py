@@ -495,6 +495,7 @@ class LlamaCppBackend:
         self.jump_max_live = jump_max_live or (self.max_batch if self.kv_unified else 1)
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
         self._counters: Counter[str] = Counter()
+        self._token_log: list[list[int]] | None = None
         self._probe: np.ndarray | None = None  # every single-byte token and EOS, for forced runs
         self._probe_bytes = np.zeros(0, dtype=np.int16)
         self._byte_token: dict[int, int] = {}
@@ -606,6 +607,8 @@ class LlamaCppBackend:
         while True:
             live = [s for s in active if not s.done]
             if not live:
+                if self._token_log is not None:  # tests compare paths token for token
+                    self._token_log.extend(list(slot.tokens) for slot in active)
                 return
             if self.compact_slots and not self.kv_unified:
                 self._compact(live)
