@@ -149,6 +149,7 @@ class _Slot:
     prompt: list[int] = field(default_factory=list)
     reused_tokens: int = 0  # prompt tokens restored from the character's cached state
     cached_whole: bool = False  # the cache holds this very prompt (a retry): nothing new to store
+    logit_trace: list[float] = field(default_factory=list)  # the sampled tokens' logits, for tests
 
 
 @dataclass
@@ -407,6 +408,8 @@ class LlamaCppBackend:
             token = self._choose(self._grammar_mask(slot, logits), sampling, slot.rng)
         if self.use_grammar:
             llama_cpp.llama_sampler_accept(slot.grammar, token)
+        if self._token_log is not None:
+            slot.logit_trace.append(float(logits[token]))
         return token
 
     def _finish_token(self, slot: _Slot, token: int) -> None:
@@ -495,7 +498,7 @@ class LlamaCppBackend:
         self.jump_max_live = jump_max_live or (self.max_batch if self.kv_unified else 1)
         self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
         self._counters: Counter[str] = Counter()
-        self._token_log: list[list[int]] | None = None
+        self._token_log: list[tuple[list[int], list[float]]] | None = None
         self._probe: np.ndarray | None = None  # every single-byte token and EOS, for forced runs
         self._probe_bytes = np.zeros(0, dtype=np.int16)
         self._byte_token: dict[int, int] = {}
@@ -527,6 +530,23 @@ class LlamaCppBackend:
     def clear_prefix_cache(self) -> None:
         """Forget every character's cached prompt state."""
         self.prefix_cache.clear()
+
+    def configure_decode(
+        self,
+        prefix_cache_mb: float | None = None,
+        jump_forward: bool | None = None,
+        compact_slots: bool | None = None,
+    ) -> None:
+        """Switch the decode path's speed-ups between calls (benchmarks compare them in one run).
+
+        A new ``prefix_cache_mb`` starts an empty cache of that bound.
+        """
+        if prefix_cache_mb is not None:
+            self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
+        if jump_forward is not None:
+            self.jump_forward = jump_forward
+        if compact_slots is not None:
+            self.compact_slots = compact_slots
 
     def set_threads(self, n_threads: int) -> None:
         """Change llama.cpp's thread count for the next calls."""
@@ -608,7 +628,7 @@ class LlamaCppBackend:
             live = [s for s in active if not s.done]
             if not live:
                 if self._token_log is not None:  # tests compare paths token for token
-                    self._token_log.extend(list(slot.tokens) for slot in active)
+                    self._token_log.extend((list(s.tokens), s.logit_trace) for s in active)
                 return
             if self.compact_slots and not self.kv_unified:
                 self._compact(live)
@@ -637,8 +657,9 @@ class LlamaCppBackend:
     ) -> None:
         """Decode the segments in planned calls; ``done(segment, rows)`` right after its last token.
 
-        A batch-invariant backend never sends a call of one token (F16 weights take another matmul
-        kernel for it): a throwaway token in sequence 0, removed again, makes it two.
+        A batch-invariant backend never sends a call of one token, nor one that asks for one row
+        of logits: F16 weights take another matmul kernel for a single row. A throwaway token in
+        sequence 0 (removed again) makes two tokens, and a spare row of logits makes two rows.
         """
         by_seq = {segment.slot.seq_id: segment for segment in segments}
         calls = plan_calls(
@@ -664,6 +685,9 @@ class LlamaCppBackend:
                     if want:
                         wanted.append((segment, self._batch.n_tokens - 1))
                 segment.sent += n
+            if self.batch_invariant and len(wanted) == 1 and self._batch.n_tokens > 1:
+                # the output matrix takes another kernel for a single row too: compute a spare one
+                self._batch.logits[1 if wanted[0][1] == 0 else 0] = True
             self._counters["calls"] += 1
             self._counters["tokens"] += self._batch.n_tokens
             self._counters["pads"] += pad

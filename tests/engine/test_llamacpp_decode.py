@@ -75,7 +75,7 @@ def test_cached_prefix_and_jump_forward_give_the_plain_path_tokens(f16):
     cold = _tokens(f16, requests)  # fills the cache
     warm = _tokens(f16, requests)  # every character's prompt restored, only its last token re-fed
     alone = _tokens(f16, requests, one_at_a_time=True)  # jump-forward from the first step
-    assert cold == plain and warm == plain and alone == plain
+    assert cold == plain and warm == plain and alone == plain  # tokens and their logits, bit for bit
 
     after = f16.stats()
     cache, jump = after["prefix_cache"], after["jump_forward"]
