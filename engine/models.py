@@ -7,6 +7,10 @@ from pathlib import Path
 from engine.backends.base import Backend
 from engine.backends.rules import RulesBackend
 
+# Where llama.cpp decodes: "thread" (in this process, on the backend's own thread) or "process"
+# (a worker process: sampling never holds this process's GIL). bench.decisions measures both.
+DEFAULT_ISOLATION = "thread"
+
 
 class ModelSpecError(ValueError):
     """A model spec that names nothing Daydream can load; the message says what to do."""
@@ -48,11 +52,6 @@ def load_backend(spec: str, **options: object) -> Backend:
     except ModelNotFound as err:
         raise ModelSpecError(str(err)) from None
     return _llamacpp(resolve_gguf(spec), manifest.model_id, options)
-
-
-# Where llama.cpp decodes: "thread" (in this process, on the backend's own thread) or "process"
-# (a worker process: sampling never holds this process's GIL). bench.decisions measures both.
-DEFAULT_ISOLATION = "thread"
 
 
 def _llamacpp(path: Path, model_id: str, options: dict[str, object]) -> Backend:

@@ -502,6 +502,8 @@ class LlamaCppBackend:
         self._probe: np.ndarray | None = None  # every single-byte token and EOS, for forced runs
         self._probe_bytes = np.zeros(0, dtype=np.int16)
         self._byte_token: dict[int, int] = {}
+        if self.jump_forward and self.use_grammar:
+            self._probe_table()  # a vocabulary scan (~0.2 s): at load, not in the first decision
         # Restoring the system prefix copies its cells only; seq_cp across KV streams copies a
         # whole stream (n_ctx_per_seq cells) for every slot.
         self._prefix_state = self._save_state(0) if self._prefix and not self.kv_unified else None
@@ -623,7 +625,6 @@ class LlamaCppBackend:
                 self.prefix_cache.store(slot.request.profile.name, slot.prompt, blob, nbytes)
 
     def _decode_loop(self, active: list[_Slot]) -> None:
-        """One call per step while any slot is live: its sampled token, and forced ones when jumping."""
         while True:
             live = [s for s in active if not s.done]
             if not live:
