@@ -1,6 +1,7 @@
 """One simulated day of a 16-character town on a real model, driven like a game drives it.
 
     python -m bench.town_day [--model default] [--speed 6] [--hours 24] [--deadline 30]
+                             [--mode before|after] [--isolation thread|process]
 
 The town world's 9 residents plus the 7 in bench/town_newcomers.yaml live one day. The loop runs
 at a fixed speed (sim-minutes per real second) on an absolute schedule, the way a game's update
@@ -25,8 +26,9 @@ from typing import Any
 
 import yaml
 
-from bench.decisions import table
+from bench.decisions import MODES, table
 from characters import Cast, CharacterProfile
+from engine.models import load_backend
 from engine.service import DecisionService
 from engine.sim.simulation import Simulation
 from engine.sim.world import ResidentSpec, WorldSpec, load_world
@@ -46,10 +48,24 @@ def build_town16() -> tuple[WorldSpec, Cast]:
     return spec, Cast(name=cast.name, setting=cast.setting, characters=people)
 
 
-def run_day(model: str, *, speed: float, hours: float, deadline_s: float, seed: int) -> dict[str, Any]:
-    """Run the day in real time; returns the measurements."""
+def run_day(
+    model: str,
+    *,
+    speed: float,
+    hours: float,
+    deadline_s: float,
+    seed: int,
+    mode: str = "after",
+    isolation: str = "thread",
+) -> dict[str, Any]:
+    """Run the day in real time; returns the measurements.
+
+    ``mode``: the decode path before or after the prompt cache, jump-forward and compaction;
+    ``isolation``: decode in this process or in a worker process.
+    """
     spec, cast = build_town16()
-    service = DecisionService(model=model, max_batch=16)
+    backend = load_backend(model, isolation=isolation, **MODES[mode])
+    service = DecisionService(backend, max_batch=16)
     sim = Simulation(spec, cast, service, seed=seed, deadline_s=deadline_s)
     tick_s = sim.tick_minutes / speed
     total_ticks = int(hours * 60 / sim.tick_minutes)
@@ -70,9 +86,13 @@ def run_day(model: str, *, speed: float, hours: float, deadline_s: float, seed: 
                 time.sleep(slack)
         elapsed = time.perf_counter() - started
         stats = service.stats()
+    decode_stats = backend.stats() if hasattr(backend, "stats") else {}
+    backend.close()
     agent_minutes = len(sim.agents) * total_ticks * sim.tick_minutes
     decided = sum(stats.by_source.values())
     return {
+        "mode": mode,
+        "isolation": isolation,
         "characters": len(sim.agents),
         "sim_hours": hours,
         "speed_sim_min_per_s": speed,
@@ -97,6 +117,7 @@ def run_day(model: str, *, speed: float, hours: float, deadline_s: float, seed: 
         "step_ms_p99": round(sorted(step_ms)[int(0.99 * (len(step_ms) - 1))], 2),
         "unmapped": sim.counters["unmapped"],
         "interactions": sim.counters["interactions"],
+        "prompt_cache": decode_stats.get("prefix_cache", {}),
     }
 
 
@@ -112,8 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         "--deadline", type=float, default=30.0, help="seconds before a decision falls back to rules"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mode", choices=tuple(MODES), default="after")
+    parser.add_argument("--isolation", choices=("thread", "process"), default="thread")
     args = parser.parse_args(argv)
-    result = run_day(args.model, speed=args.speed, hours=args.hours, deadline_s=args.deadline, seed=args.seed)
+    result = run_day(
+        args.model,
+        speed=args.speed,
+        hours=args.hours,
+        deadline_s=args.deadline,
+        seed=args.seed,
+        mode=args.mode,
+        isolation=args.isolation,
+    )
     result["model"] = args.model
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
     rows = [[k, v] for k, v in result.items() if k not in ("model", "machine")]
@@ -121,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         table(f"16-character town, one day on {args.model} ({result['machine']})", ["measure", "value"], rows)
     )
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"town-day-{args.model.replace('/', '_')}.json"
+    suffix = "" if (args.mode, args.isolation) == ("after", "thread") else f"-{args.mode}-{args.isolation}"
+    path = RESULTS / f"town-day-{args.model.replace('/', '_')}{suffix}.json"
     path.write_text(json.dumps(result, indent=2), "utf-8")
     print(f"wrote {path}")
     return 0

@@ -8,6 +8,10 @@ from pathlib import Path
 from engine.backends.base import Backend
 from engine.backends.rules import RulesBackend
 
+# Where llama.cpp decodes: "thread" (in this process, on the backend's own thread) or "process"
+# (a worker process: sampling never holds this process's GIL). bench.decisions measures both.
+DEFAULT_ISOLATION = "thread"
+
 
 class ModelSpecError(ValueError):
     """A model spec that names nothing Daydream can load; the message says what to do."""
@@ -22,6 +26,9 @@ def load_backend(spec: str, **options: object) -> Backend:
     - ``path/to/model.gguf``: that GGUF through llama.cpp.
     - ``hf:DIR`` or a directory with config.json: transformers (needs the finetune extra).
     - any other name: a model in the registry (models/NAME/manifest.json), built if needed.
+
+    GGUF models take ``isolation="thread"|"process"`` (default ``DEFAULT_ISOLATION``) and the
+    ``LlamaCppBackend`` keywords.
     """
     if spec == "rules":
         return RulesBackend()
@@ -71,6 +78,14 @@ _SCHEMES: dict[str, Callable[[str, dict[str, object]], Backend]] = {"openai": _o
 
 
 def _llamacpp(path: Path, model_id: str, options: dict[str, object]) -> Backend:
+    options = dict(options)
+    isolation = options.pop("isolation", DEFAULT_ISOLATION)
+    if isolation == "process":
+        from engine.backends.worker import WorkerBackend
+
+        return WorkerBackend(path, model_id=model_id, **options)  # type: ignore[arg-type]
+    if isolation != "thread":
+        raise ModelSpecError(f"isolation must be 'thread' or 'process', not {isolation!r}")
     from engine.backends.llamacpp import LlamaCppBackend
 
     return LlamaCppBackend(path, model_id=model_id, **options)  # type: ignore[arg-type]

@@ -8,6 +8,15 @@ sampler built from the Motivation JSON Schema by llama.cpp's converter.
 Sampling checks the sampled token against the grammar first and constrains the whole vocabulary
 only when that token is rejected, which keeps most steps off the grammar's slow path.
 
+The decode path reuses what a world repeats. Each character's last prompt state is kept (a
+``PrefixCache``, bounded by bytes), so the next request for that character prefills only from the
+first token that changed, usually the situation lines. Steps are planned as calls that llama.cpp
+runs as one ubatch each (``batch_plan``), and finished sequences hand their ids to live ones so
+the live ids stay consecutive (llama.cpp runs a gap as an extra pass over the weights). Where the
+grammar admits exactly one continuation (a key, a quote, a name after a lead-in), a lone sequence
+feeds those tokens in the same call as its sampled one and keeps the ones its own sampling agrees
+with (jump-forward), so the output is the plain path's, token for token.
+
 This is the only module that imports ``llama_cpp``.
 """
 
@@ -21,6 +30,7 @@ import re
 import threading
 import time
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,11 +43,18 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from llama_cpp.llama_grammar import json_schema_to_gbnf
 
 from characters import LEAD_IN_MAX_WORDS, motivation_json_schema
+from engine.backends.batch_plan import plan_calls
+from engine.backends.prefix_cache import PrefixCache
 from engine.prompt import build_messages
 from engine.request import ABANDONED, DecisionRequest, RawDecision, Sampling
 
 _ABANDONED = f"{ABANDONED}: the ticket was answered or cancelled before decoding finished"
 _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+# llama.cpp's CPU flash attention takes a tiled kernel, with other rounding, for 64+ query rows of
+# one sequence in a ubatch; batch-invariant decoding keeps every call below it.
+_FA_TILE_ROWS = 64
+_MAX_DRAFT_BYTES = 48  # one forced run: the longest is a key or a name, well under this
+_FLOAT_FILE_TYPES = {"0", "1", "32"}  # general.file_type: all F32, mostly F16, mostly BF16
 _backend_ready = threading.Lock()
 _backend_initialised = False
 
@@ -187,6 +204,21 @@ class _Slot:
     done: bool = False
     error: str | None = None
     last_token: int = -1
+    prompt: list[int] = field(default_factory=list)
+    reused_tokens: int = 0  # prompt tokens restored from the character's cached state
+    cached_whole: bool = False  # the cache holds this very prompt (a retry): nothing new to store
+    logit_trace: list[float] = field(default_factory=list)  # the sampled tokens' logits, for tests
+
+
+@dataclass
+class _Segment:
+    """Tokens of one slot to decode in this step; ``rows`` collects the logits asked for."""
+
+    slot: _Slot
+    tokens: list[int]
+    all_logits: bool = False  # a draft: every position is checked against the slot's own sampling
+    sent: int = 0
+    rows: list[np.ndarray] = field(default_factory=list)
 
 
 class LlamaCppBackend:
@@ -206,8 +238,26 @@ class LlamaCppBackend:
         anchor_name: bool = True,
         kv_unified: bool = False,
         verbose: bool = False,
+        prefix_cache_mb: float = 256.0,
+        jump_forward: bool = True,
+        jump_max_live: int | None = None,
+        compact_slots: bool = True,
+        batch_invariant: bool | None = None,
     ) -> None:
+        """Load ``path``; the keywords after ``verbose`` tune the decode path (see ``_setup_decode``).
+
+        ``prefix_cache_mb``: bound of the per-character prompt cache (0 turns it off).
+        ``jump_forward``: feed grammar-forced tokens together with the sampled one, while at most
+        ``jump_max_live`` sequences are live (default 1 with a KV stream per sequence: uneven
+        token counts cost llama.cpp an extra ubatch there; all of them with ``kv_unified``).
+        ``compact_slots``: keep live sequence ids consecutive. ``batch_invariant``: plan calls so
+        each token's numbers do not depend on the rest of the batch (default: float weights).
+        """
         self.anchor_name = anchor_name  # each purpose must carry the character's exact name
+        self.kv_unified = kv_unified
+        self.jump_forward = jump_forward
+        self.compact_slots = compact_slots
+        self._decode_options = (prefix_cache_mb, jump_max_live, batch_invariant)
         self.path = Path(path)
         if not self.path.is_file():
             raise LlamaCppError(f"{self.path}: GGUF file not found")
@@ -257,6 +307,10 @@ class LlamaCppBackend:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         threads = n_threads or max(1, os.cpu_count() or 1)
+        invariant = self._decode_options[2]
+        self.batch_invariant = (
+            self._meta("general.file_type") in _FLOAT_FILE_TYPES if invariant is None else invariant
+        ) and not kv_unified  # one shared stream: a token's cells, and so its sums, move around
         ctx_params = llama_cpp.llama_context_default_params()
         ctx_params.n_ctx = n_ctx_per_seq * (max_batch + 1)
         ctx_params.n_batch = 2048
@@ -265,6 +319,8 @@ class LlamaCppBackend:
         ctx_params.n_threads = threads
         ctx_params.n_threads_batch = threads
         ctx_params.kv_unified = kv_unified
+        if self.batch_invariant:  # the one-row kernel: each query row alone, whatever the batch
+            ctx_params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
         self._ctx = self._native.ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
             raise LlamaCppError(f"{self.path}: could not create a llama.cpp context")
@@ -284,6 +340,7 @@ class LlamaCppBackend:
         self._one = np.zeros(1, dtype=_TOKEN_DATA)
         self._prefix = self._shared_prefix()
         self._decode_prefix()
+        self._setup_decode()
 
     # -- prompt -----------------------------------------------------------------------------
 
@@ -432,6 +489,8 @@ class LlamaCppBackend:
             token = self._choose(masked, sampling, slot.rng)
         if self.use_grammar:
             llama_cpp.llama_sampler_accept(slot.grammar, token)
+        if self._token_log is not None:
+            slot.logit_trace.append(float(logits[token]))
         return token
 
     def _finish_token(self, slot: _Slot, token: int) -> None:
@@ -471,31 +530,21 @@ class LlamaCppBackend:
 
     def _generate_batch(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
         started = time.perf_counter()
-        n_prefix = len(self._prefix)
         budget = self.n_ctx_per_seq
         slots: list[_Slot] = []
-        pending: list[tuple[_Slot, list[int]]] = []
         for i, request in enumerate(requests):
-            seq_id = i + 1
             grammar = self._slot_grammar(i, request)
-            slot = _Slot(seq_id, request, grammar, np.random.default_rng(request.sampling.seed))
+            slot = _Slot(i + 1, request, grammar, np.random.default_rng(request.sampling.seed))
             slots.append(slot)
             if request.is_abandoned():
                 slot.done, slot.error = True, _ABANDONED
                 continue
-            tokens = self.tokenize(self.render_prompt(request))
-            slot.prompt_tokens = len(tokens)
-            if len(tokens) + request.sampling.max_new_tokens > budget:
+            slot.prompt = self.tokenize(self.render_prompt(request))
+            slot.prompt_tokens = len(slot.prompt)
+            if slot.prompt_tokens + request.sampling.max_new_tokens > budget:
                 slot.done = True
-                slot.error = f"prompt of {len(tokens)} tokens leaves no room in {budget}"
-                continue
-            llama_cpp.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
-            if n_prefix and tokens[:n_prefix] == self._prefix:
-                llama_cpp.llama_memory_seq_cp(self._mem, 0, seq_id, -1, -1)
-                slot.pos = n_prefix
-                pending.append((slot, tokens[n_prefix:]))
-            else:
-                pending.append((slot, tokens))
+                slot.error = f"prompt of {slot.prompt_tokens} tokens leaves no room in {budget}"
+        pending = self._place(slots)
         try:
             self._prefill(pending)
             self._decode_loop([s for s in slots if not s.done])
@@ -537,21 +586,141 @@ class LlamaCppBackend:
         llama_cpp.llama_sampler_reset(self._grammars[i])
         return self._grammars[i]
 
-    def _prefill(self, pending: list[tuple[_Slot, list[int]]]) -> None:
-        """Decode every prompt's suffix in shared chunks; sample each slot's first token."""
-        queue = [(slot, tok, j == len(toks) - 1) for slot, toks in pending for j, tok in enumerate(toks)]
-        for chunk_start in range(0, len(queue), self._n_batch):
-            chunk = queue[chunk_start : chunk_start + self._n_batch]
-            self._batch.n_tokens = 0
-            ends: list[tuple[_Slot, int]] = []
-            for slot, token, is_last in chunk:
-                self._add(token, slot.pos, slot.seq_id, is_last)
-                slot.pos += 1
-                if is_last:
-                    ends.append((slot, self._batch.n_tokens - 1))
-            self._decode()
-            for slot, index in ends:
-                self._finish_token(slot, self._sample(slot, self._logits(index)))
+    # -- the decode path: placing slots, planned calls, prompt cache, jump-forward -----------------
+
+    def _setup_decode(self) -> None:
+        """Limits of the planned calls, the prompt cache, and the saved system-prefix state."""
+        prefix_cache_mb, jump_max_live, _ = self._decode_options
+        self._n_ubatch = int(llama_cpp.llama_n_ubatch(self._ctx))
+        self._max_per_seq = _FA_TILE_ROWS - 1 if self.batch_invariant else self._n_ubatch
+        self.jump_max_live = jump_max_live or (self.max_batch if self.kv_unified else 1)
+        self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
+        self._counters: Counter[str] = Counter()
+        self._token_log: list[tuple[list[int], list[float]]] | None = None
+        self._probe: np.ndarray | None = None  # every single-byte token and EOS, for forced runs
+        self._probe_bytes = np.zeros(0, dtype=np.int16)
+        self._byte_token: dict[int, int] = {}
+        if self.jump_forward and self.use_grammar:
+            self._probe_table()  # a vocabulary scan (~0.2 s): at load, not in the first decision
+        # Restoring the system prefix copies its cells only; seq_cp across KV streams copies a
+        # whole stream (n_ctx_per_seq cells) for every slot.
+        self._prefix_state = self._save_state(0) if self._prefix and not self.kv_unified else None
+
+    def stats(self) -> dict[str, object]:
+        """The prompt cache (bound, size, hit rate), jump-forward and call counters."""
+        counters = dict(self._counters)
+        drafted = counters.get("drafted", 0)
+        return {
+            "prefix_cache": self.prefix_cache.stats(),
+            "jump_forward": {
+                "enabled": self.jump_forward,
+                "max_live": self.jump_max_live,
+                "drafted_tokens": drafted,
+                "accepted_tokens": counters.get("accepted", 0),
+                "acceptance": counters.get("accepted", 0) / drafted if drafted else 0.0,
+                "jump_steps": counters.get("jump_steps", 0),
+            },
+            "decode_calls": counters.get("calls", 0),
+            "decoded_tokens": counters.get("tokens", 0),
+            "pad_tokens": counters.get("pads", 0),
+            "slot_moves": counters.get("moves", 0),
+            "batch_invariant": self.batch_invariant,
+        }
+
+    def clear_prefix_cache(self) -> None:
+        """Forget every character's cached prompt state."""
+        self.prefix_cache.clear()
+
+    def configure_decode(
+        self,
+        prefix_cache_mb: float | None = None,
+        jump_forward: bool | None = None,
+        compact_slots: bool | None = None,
+    ) -> None:
+        """Switch the decode path's speed-ups between calls (benchmarks compare them in one run).
+
+        A new ``prefix_cache_mb`` starts an empty cache of that bound.
+        """
+        if prefix_cache_mb is not None:
+            self.prefix_cache = PrefixCache(int(prefix_cache_mb * 2**20))
+        if jump_forward is not None:
+            self.jump_forward = jump_forward
+        if compact_slots is not None:
+            self.compact_slots = compact_slots
+
+    def set_threads(self, n_threads: int) -> None:
+        """Change llama.cpp's thread count for the next calls."""
+        self._executor.submit(llama_cpp.llama_set_n_threads, self._ctx, n_threads, n_threads).result()
+
+    def _save_state(self, seq_id: int) -> tuple[ctypes.Array[ctypes.c_uint8], int]:
+        size = llama_cpp.llama_state_seq_get_size(self._ctx, seq_id)
+        buf = (ctypes.c_uint8 * size)()
+        return buf, int(llama_cpp.llama_state_seq_get_data(self._ctx, buf, size, seq_id))
+
+    def _restore(self, blob: ctypes.Array[ctypes.c_uint8], nbytes: int, seq_id: int) -> bool:
+        return bool(llama_cpp.llama_state_seq_set_data(self._ctx, blob, nbytes, seq_id))
+
+    def _place(self, slots: list[_Slot]) -> list[_Segment]:
+        """Give live slots ids 1..n and their KV start; returns what each still has to prefill.
+
+        A slot starts from its character's cached prompt state where that shares more than the
+        system prefix, else from the system prefix. Ids go by longest prefill first, so the
+        sequences still prefilling at any point are 1..k and every planned call is one ubatch.
+        """
+        n_prefix = len(self._prefix)
+        plans: list[tuple[_Slot, tuple[ctypes.Array[ctypes.c_uint8], int] | None, int, int | None]] = []
+        for slot in slots:
+            if slot.done:
+                continue
+            has_prefix = n_prefix > 0 and slot.prompt[:n_prefix] == self._prefix
+            entry, shared = (None, 0)
+            if self.prefix_cache.enabled:
+                entry, shared = self.prefix_cache.lookup(slot.request.profile.name, slot.prompt)
+            shared = min(shared, len(slot.prompt) - 1)  # the last prompt token gives the first logits
+            if entry is not None and shared > (n_prefix if has_prefix else 0):
+                plans.append((slot, (entry.blob, entry.nbytes), shared, len(entry.tokens)))
+            else:
+                plans.append((slot, None, n_prefix if has_prefix else 0, None))
+        plans.sort(key=lambda plan: len(plan[0].prompt) - plan[2], reverse=True)
+        segments = []
+        for seq_id, (slot, saved, start, entry_len) in enumerate(plans, start=1):
+            slot.seq_id = seq_id
+            llama_cpp.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
+            if saved is not None and self._restore(*saved, seq_id):
+                llama_cpp.llama_memory_seq_rm(self._mem, seq_id, start, -1)
+                slot.reused_tokens = start
+                slot.cached_whole = entry_len == len(slot.prompt) == start + 1
+            else:
+                if saved is not None:  # a state llama.cpp refused: start from the system prefix
+                    llama_cpp.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
+                    start, entry_len = (n_prefix if slot.prompt[:n_prefix] == self._prefix else 0), None
+                if start and self._prefix_state is not None and self._restore(*self._prefix_state, seq_id):
+                    pass
+                elif start:
+                    llama_cpp.llama_memory_seq_cp(self._mem, 0, seq_id, -1, -1)
+            if self.prefix_cache.enabled:
+                self.prefix_cache.count(slot.reused_tokens, entry_len)
+            slot.pos = start
+            segments.append(_Segment(slot, slot.prompt[start:]))
+        unplaced = [slot for slot in slots if slot.done]
+        for seq_id, slot in enumerate(unplaced, start=len(plans) + 1):
+            slot.seq_id = seq_id  # never 0 (the shared prefix) nor -1 (every sequence, to seq_rm)
+        return segments
+
+    def _prefill(self, pending: list[_Segment]) -> None:
+        """Decode every prompt's remaining tokens; sample each slot's first token; cache the prompt."""
+
+        def first_token(segment: _Segment, rows: list[np.ndarray]) -> None:
+            self._finish_token(segment.slot, self._sample(segment.slot, rows[-1]))
+
+        self._run_segments(pending, first_token)
+        if not self.prefix_cache.enabled:
+            return
+        for segment in pending:  # nothing after the prompt is in the KV cache yet
+            slot = segment.slot
+            if not slot.cached_whole:
+                blob, nbytes = self._save_state(slot.seq_id)
+                self.prefix_cache.store(slot.request.profile.name, slot.prompt, blob, nbytes)
 
     def _decode_loop(self, active: list[_Slot]) -> None:
         while True:
@@ -560,14 +729,183 @@ class LlamaCppBackend:
                     slot.done, slot.error = True, _ABANDONED
             live = [s for s in active if not s.done]
             if not live:
+                if self._token_log is not None:  # tests compare paths token for token
+                    self._token_log.extend((list(s.tokens), s.logit_trace) for s in active)
                 return
+            if self.compact_slots and not self.kv_unified:
+                self._compact(live)
+            jump = self.jump_forward and self.use_grammar and len(live) <= self.jump_max_live
+            segments = []
+            for slot in sorted(live, key=lambda s: s.seq_id):
+                draft = self._draft(slot) if jump else []
+                segments.append(_Segment(slot, [slot.last_token, *draft], all_logits=bool(draft)))
+            self._run_segments(segments, self._advance)
+
+    def _compact(self, live: list[_Slot]) -> None:
+        """Move the live sequences with the highest ids into the ids finished ones left."""
+        n = len(live)
+        taken = {slot.seq_id for slot in live}
+        holes = [seq_id for seq_id in range(1, n + 1) if seq_id not in taken]
+        movers = sorted((slot for slot in live if slot.seq_id > n), key=lambda slot: slot.seq_id)
+        for hole, slot in zip(holes, movers, strict=True):
+            llama_cpp.llama_memory_seq_rm(self._mem, hole, -1, -1)
+            llama_cpp.llama_memory_seq_cp(self._mem, slot.seq_id, hole, -1, -1)
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+            slot.seq_id = hole
+            self._counters["moves"] += 1
+
+    def _run_segments(
+        self, segments: list[_Segment], done: Callable[[_Segment, list[np.ndarray]], None]
+    ) -> None:
+        """Decode the segments in planned calls; ``done(segment, rows)`` right after its last token.
+
+        A batch-invariant backend never sends a call of one token, nor one that asks for one row
+        of logits: F16 weights take another matmul kernel for a single row. A throwaway token in
+        sequence 0 (removed again) makes two tokens, and a spare row of logits makes two rows.
+        """
+        by_seq = {segment.slot.seq_id: segment for segment in segments}
+        calls = plan_calls(
+            {seq_id: len(segment.tokens) for seq_id, segment in by_seq.items()},
+            max_tokens=self._n_ubatch,
+            max_per_seq=self._max_per_seq,
+            equal_split=not self.kv_unified,
+        )
+        n_prefix = len(self._prefix)
+        for call in calls:
             self._batch.n_tokens = 0
-            for slot in live:
-                self._add(slot.last_token, slot.pos, slot.seq_id, True)
-                slot.pos += 1
-            self._decode()
-            for index, slot in enumerate(live):
-                self._finish_token(slot, self._sample(slot, self._logits(index)))
+            pad = self.batch_invariant and call == ((1, 1),)
+            if pad:
+                self._add(self._prefix[-1] if n_prefix else 0, n_prefix, 0, False)
+            wanted: list[tuple[_Segment, int]] = []
+            for seq_id, n in call:
+                segment = by_seq[seq_id]
+                slot = segment.slot
+                for j in range(segment.sent, segment.sent + n):
+                    want = segment.all_logits or j == len(segment.tokens) - 1
+                    self._add(segment.tokens[j], slot.pos, seq_id, want)
+                    slot.pos += 1
+                    if want:
+                        wanted.append((segment, self._batch.n_tokens - 1))
+                segment.sent += n
+            if self.batch_invariant and len(wanted) == 1 and self._batch.n_tokens > 1:
+                # the output matrix takes another kernel for a single row too: compute a spare one
+                self._batch.logits[1 if wanted[0][1] == 0 else 0] = True
+            self._counters["calls"] += 1
+            self._counters["tokens"] += self._batch.n_tokens
+            self._counters["pads"] += pad
+            try:
+                self._decode()
+            finally:
+                if pad:
+                    llama_cpp.llama_memory_seq_rm(self._mem, 0, n_prefix, -1)
+            finished: list[_Segment] = []
+            for segment, index in wanted:
+                complete = segment.sent == len(segment.tokens)
+                segment.rows.append(self._logits(index) if complete else self._logits(index).copy())
+                if complete and (not finished or finished[-1] is not segment):
+                    finished.append(segment)
+            for segment in finished:
+                done(segment, segment.rows)
+
+    def _advance(self, segment: _Segment, rows: list[np.ndarray]) -> None:
+        """Sample from each row as the plain path would; keep draft tokens while they agree.
+
+        Row ``j`` holds the logits after the ``j``-th fed token. The plain path would sample there
+        and feed that token next, so while the sample equals the draft's next token, the draft's
+        row is the plain path's row too. The first disagreement becomes the next token to feed, and
+        the draft's cache entries after it are removed.
+        """
+        slot = segment.slot
+        draft = segment.tokens[1:]
+        first = slot.pos - len(segment.tokens)  # where this step's sampled token sits
+        accepted = 0
+        for j, logits in enumerate(rows):
+            token = self._sample(slot, logits)
+            self._finish_token(slot, token)
+            if slot.done or j == len(draft) or token != draft[j]:
+                break
+            accepted += 1
+        if draft:
+            self._counters["jump_steps"] += 1
+            self._counters["drafted"] += len(draft)
+            self._counters["accepted"] += accepted
+            if accepted < len(draft):
+                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, first + 1 + accepted, -1)
+            slot.pos = first + 1 + accepted
+
+    def _draft(self, slot: _Slot) -> list[int]:
+        """Tokens of the text the slot's grammar forces next (none where it admits a choice)."""
+        room = slot.request.sampling.max_new_tokens - len(slot.tokens) - 1
+        if room <= 0:
+            return []
+        forced = self._forced_bytes(slot.grammar)
+        while forced:  # a run can stop inside a multi-byte character: keep whole characters
+            try:
+                forced.decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                forced = forced[:-1]
+        if not forced:
+            return []
+        tokens = self._tokenize_bytes(forced)
+        if b"".join(self._piece(t) for t in tokens) != forced:
+            return []
+        return tokens[:room]
+
+    def _forced_bytes(self, grammar: ctypes.c_void_p) -> bytes:
+        """The bytes ``grammar`` admits as its only continuation from its current state.
+
+        A byte is forced when it is the only single-byte token the grammar accepts and end of
+        text is not accepted either: any longer token starts with an accepted byte, since the
+        grammar accepts every prefix of what it accepts (partial UTF-8 included). The run goes on
+        in a clone of the sampler, so the slot's own state is untouched.
+        """
+        allowed = self._admissible(grammar)
+        if allowed.size != 1 or allowed[0] < 0:
+            return b""
+        out = bytearray()
+        clone = llama_cpp.llama_sampler_clone(grammar)
+        try:
+            while allowed.size == 1 and allowed[0] >= 0 and len(out) < _MAX_DRAFT_BYTES:
+                byte = int(allowed[0])
+                out.append(byte)
+                llama_cpp.llama_sampler_accept(clone, self._byte_token[byte])
+                allowed = self._admissible(clone)
+        finally:
+            llama_cpp.llama_sampler_free(clone)
+        return bytes(out)
+
+    def _admissible(self, grammar: ctypes.c_void_p) -> np.ndarray:
+        """Bytes whose single-byte token ``grammar`` accepts now; -1 stands for end of text."""
+        probe = self._probe_table()
+        probe["logit"] = 0.0
+        arr = llama_cpp.llama_token_data_array(
+            data=probe.ctypes.data_as(llama_cpp.llama_token_data_p),
+            size=len(probe),
+            selected=-1,
+            sorted=False,
+        )
+        llama_cpp.llama_sampler_apply(grammar, ctypes.byref(arr))
+        return self._probe_bytes[np.isfinite(probe["logit"])]
+
+    def _probe_table(self) -> np.ndarray:
+        if self._probe is None:
+            for token in range(self.n_vocab):
+                piece = self._piece(token)
+                if len(piece) == 1 and piece[0] not in self._byte_token:
+                    self._byte_token[piece[0]] = token
+            pairs = [*sorted(self._byte_token.items()), (-1, llama_cpp.llama_vocab_eos(self._vocab))]
+            probe = np.zeros(len(pairs), dtype=_TOKEN_DATA)
+            probe["id"] = [token for _, token in pairs]
+            self._probe_bytes = np.array([byte for byte, _ in pairs], dtype=np.int16)
+            self._probe = probe
+        return self._probe
+
+    def _tokenize_bytes(self, raw: bytes) -> list[int]:
+        capacity = len(raw) + 8
+        out = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self._vocab, raw, len(raw), out, capacity, False, False)
+        return list(out[: max(n, 0)])
 
     def decode_floor(self, prompt_lens: Sequence[int], output_lens: Sequence[int]) -> float:
         """Seconds that raw ``llama_decode`` alone needs for these token counts, batched like ``generate``.
@@ -582,6 +920,10 @@ class LlamaCppBackend:
 
     def _decode_floor(self, prompt_lens: Sequence[int], output_lens: Sequence[int]) -> float:
         n_prefix = len(self._prefix)
+        # longest output first: finished sequences leave no gaps among the live ids, each of
+        # which would cost llama.cpp an extra pass over the weights
+        order = sorted(range(len(prompt_lens)), key=lambda i: -output_lens[i])
+        prompt_lens, output_lens = [prompt_lens[i] for i in order], [output_lens[i] for i in order]
         started = time.perf_counter()
         slots = []
         for i, n in enumerate(prompt_lens):
@@ -633,7 +975,9 @@ def _complete_json(text: bytearray) -> bool:
 
 
 QUANT_TYPES = {
+    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
     "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
     "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
     "F16": "LLAMA_FTYPE_MOSTLY_F16",
     "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",

@@ -1,0 +1,193 @@
+"""Quantization by measurement: speed and quality of each type, all made from one merged F16.
+
+    python -m bench.quant [--model default] [--quants Q4_0,Q4_K_M,Q5_K_M,Q8_0] [--test-samples 60]
+    python -m bench.quant --quick --model default     # tiny: two types, a few cases; checks the code runs
+
+Builds the registered model's merged F16 GGUF once (base + adapter merged in float64 and converted,
+as ``daydream models build`` does; needs the build extra) into the model cache, quantizes it to
+each type with llama.cpp, then measures each type on the same inputs:
+- speed: a character's first decision (p50), a repeat decision with its prompt cached (p50), and
+  the world pattern's warm decisions/s with the ratio to its naive batched floor;
+- quality through finetune.evaluate (the engine's real path, name-anchored grammar): validity,
+  name and situation grounding, distinctness and invented names on the public cases and on the
+  corpus test split.
+Prints a table and the fastest type whose quality stays within TOLERANCE of the best type on every
+metric; writes bench/results/quant-<model>.json. Asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.decisions import bench_repeat, bench_single, bench_world, load_cases, requests_for, table
+from bench.world import world_beats
+from characters import Case, Motivation
+from engine.backends.llamacpp import QUANT_TYPES, LlamaCppBackend, quantize_gguf
+
+RESULTS = Path(__file__).parent / "results"
+DEFAULT_QUANTS = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0")
+# quality metrics and how far below (or, for the "lower is better" ones, above) the best type a
+# faster type may be and still be chosen
+TOLERANCE = {
+    "valid_first_try": 0.03,
+    "name_grounding": 0.03,
+    "situation_grounding": 0.05,
+    "distinctness": 0.03,
+    "invented_names": 0.03,
+}
+LOWER_IS_BETTER = {"invented_names"}
+
+
+def build_f16(model: str) -> Path:
+    """The registered model's merged F16 GGUF, built once into the model cache."""
+    from models.build import convert_to_gguf, locate_base, merge_adapter
+    from models.registry import built_gguf_path, load_manifest, model_dir
+
+    manifest = load_manifest(model)
+    target = built_gguf_path(manifest).with_name(f"{model}-F16-{manifest.gguf.sha256[:8]}.gguf")
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    name = manifest.gguf.model_name or model
+    with tempfile.TemporaryDirectory(prefix="daydream-f16-", dir=target.parent) as tmp:
+        merge_adapter(str(locate_base(manifest)), model_dir(model) / "adapter", Path(tmp) / name)
+        convert_to_gguf(Path(tmp) / name, Path(tmp) / "f16.gguf", name)
+        (Path(tmp) / "f16.gguf").replace(target)
+    return target
+
+
+def variants(f16: Path, quants: list[str]) -> dict[str, Path]:
+    """Each quant type of ``f16`` beside it (made once)."""
+    out = {}
+    for quant in quants:
+        path = f16 if quant == "F16" else f16.with_name(f16.name.replace("-F16-", f"-{quant}-"))
+        if not path.exists():
+            quantize_gguf(f16, path, quant)
+        out[quant] = path
+    return out
+
+
+def eval_sets(
+    cases_path: Path, test_samples: int, case_samples: int
+) -> dict[str, list[tuple[Case, Motivation | None]]]:
+    """The public cases (each ``case_samples`` times) and the corpus test split with references."""
+    from finetune.data.corpus import load_corpus
+    from finetune.evaluate import load_eval_cases
+
+    test = [
+        (Case(id=ex.id, profile=ex.profile, situation=ex.situation), ex.motivation)
+        for ex in load_corpus(split="test")[:test_samples]
+    ]
+    return {"public_cases": load_eval_cases(cases_path) * case_samples, "corpus_test": test}
+
+
+def quality(
+    backend: LlamaCppBackend, sets: dict[str, list[tuple[Case, Motivation | None]]]
+) -> dict[str, Any]:
+    """finetune.evaluate's metrics for one backend on each set."""
+    from finetune.evaluate import Relevance, run_cases, score_results
+
+    relevance = Relevance()
+    return {name: score_results(run_cases(backend, cases), cases, relevance) for name, cases in sets.items()}
+
+
+def recommend(rows: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
+    """The fastest type whose quality is within TOLERANCE of the best on every metric and set."""
+    notes, ok = [], []
+    for quant, row in rows.items():
+        worse = []
+        for set_name, metrics in row["quality"].items():
+            for key, tol in TOLERANCE.items():
+                values = [r["quality"][set_name][key] for r in rows.values()]
+                best = min(values) if key in LOWER_IS_BETTER else max(values)
+                gap = metrics[key] - best if key in LOWER_IS_BETTER else best - metrics[key]
+                if gap > tol:
+                    worse.append(f"{set_name}.{key} {metrics[key]:.3f} vs best {best:.3f}")
+        if worse:
+            notes.append(f"{quant}: outside tolerance: " + "; ".join(worse))
+        else:
+            ok.append(quant)
+    pool = ok or list(rows)
+    return max(pool, key=lambda q: rows[q]["speed"]["world_warm_decisions_per_s"]), notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the variants, measure each, print the table and the recommendation."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--quants", default=",".join(DEFAULT_QUANTS))
+    parser.add_argument("--cases", type=Path, default=Path("finetune/data/public_cases.jsonl"))
+    parser.add_argument("--test-samples", type=int, default=60)
+    parser.add_argument("--case-samples", type=int, default=3)
+    parser.add_argument("--beats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a tiny setting: checks the code runs")
+    args = parser.parse_args(argv)
+    quants = [q.strip() for q in args.quants.split(",") if q.strip()]
+    unknown = [q for q in quants if q not in QUANT_TYPES]
+    if unknown:
+        parser.error(f"unknown quant types {unknown}; choose from {', '.join(QUANT_TYPES)}")
+    cases = load_cases(args.cases)
+    if args.quick:
+        quants, cases = quants[:2], cases[:3]
+        args.test_samples, args.case_samples, args.beats = 3, 1, 2
+    f16 = build_f16(args.model)
+    paths = variants(f16, quants)
+    sets = eval_sets(args.cases, args.test_samples, args.case_samples)
+    if args.quick:
+        sets = {name: cases_[:3] for name, cases_ in sets.items()}
+    beats = world_beats(args.beats)
+    rows: dict[str, dict[str, Any]] = {}
+    for quant, path in paths.items():
+        started = time.perf_counter()
+        backend = LlamaCppBackend(path, model_id=f"{args.model}-{quant}")
+        try:
+            single = bench_single(backend, requests_for(cases, len(cases)), "after")
+            repeat = bench_repeat(backend, cases, "after")
+            world = bench_world(backend, beats, "after")
+            backend.configure_decode(prefix_cache_mb=256)
+            rows[quant] = {
+                "file_mb": round(path.stat().st_size / 2**20, 1),
+                "speed": {
+                    "single_p50_ms": single["p50_ms"],
+                    "repeat_p50_ms": repeat["p50_ms"],
+                    "world_warm_decisions_per_s": world["warm_decisions_per_s"],
+                    "world_warm_x_floor": world["warm_x_floor"],
+                },
+                "quality": quality(backend, sets),
+            }
+        finally:
+            backend.close()
+        print(f"{quant}: measured in {time.perf_counter() - started:.0f} s", flush=True)
+
+    metrics = ["json_valid", "valid_first_try", "name_grounding", "situation_grounding", "distinctness",
+               "invented_names"]  # fmt: skip
+    headers = ["quant", "MB", "single p50 ms", "repeat p50 ms", "world dec/s", "x floor"]
+    headers += [f"{s}.{m}" for s in sets for m in metrics]
+    print(table(f"quantization of {args.model} ({platform.machine()}, {os.cpu_count()} cores)", headers,
+                [[q, r["file_mb"], r["speed"]["single_p50_ms"], r["speed"]["repeat_p50_ms"],
+                  r["speed"]["world_warm_decisions_per_s"], r["speed"]["world_warm_x_floor"],
+                  *[r["quality"][s][m] for s in sets for m in metrics]] for q, r in rows.items()]))  # fmt: skip
+    choice, notes = recommend(rows)
+    for note in notes:
+        print(note)
+    print(f"recommended: {choice} (the fastest world pattern within tolerance {TOLERANCE})")
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"quant-{args.model}{'-quick' if args.quick else ''}.json"
+    out = {"model": args.model, "f16": str(f16), "rows": rows, "recommended": choice, "notes": notes,
+           "tolerance": TOLERANCE, "sets": {s: len(c) for s, c in sets.items()}}  # fmt: skip
+    path.write_text(json.dumps(out, indent=2), "utf-8")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,150 @@
+"""The decode path's speed-ups change nothing: prompt cache, jump-forward, planned calls, compaction.
+
+Exactness is checked where it can be exact: greedy decoding of the F16 model (the base, requantized),
+whose calls the backend plans so that llama.cpp gives each token the same numbers whatever else is
+in the batch. There the cached-prefix and jump-forward paths must give the plain path's tokens.
+"""
+
+import json
+
+import llama_cpp
+import pytest
+
+from characters import CharacterProfile, Situation
+from engine.backends.llamacpp import LlamaCppBackend, quantize_gguf
+from engine.backends.prefix_cache import PrefixCache
+from engine.request import DecisionRequest, Sampling
+from models.base import ensure_base_gguf
+from tests.conftest import load_public_cases
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def f16(tmp_path_factory):
+    path = tmp_path_factory.mktemp("f16") / "base-f16.gguf"
+    quantize_gguf(ensure_base_gguf(), path, "F16")
+    backend = LlamaCppBackend(path, max_batch=4, n_ctx_per_seq=512)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def q4():
+    backend = LlamaCppBackend(ensure_base_gguf(), max_batch=4, n_ctx_per_seq=512)
+    yield backend
+    backend.close()
+
+
+def _greedy(n_tokens, cases=None):
+    cases = cases or load_public_cases()
+    return [
+        DecisionRequest(c.profile, c.situation, Sampling(temperature=0.0, max_new_tokens=m))
+        for c, m in zip(cases, n_tokens, strict=False)
+    ]
+
+
+def _tokens(backend, requests, *, one_at_a_time=False):
+    backend._token_log = []
+    try:
+        batches = [[r] for r in requests] if one_at_a_time else [requests]
+        raws = [raw for batch in batches for raw in backend.generate(batch)]
+        assert all(raw.output_tokens > 0 for raw in raws)
+        return backend._token_log
+    finally:
+        backend._token_log = None
+
+
+def _configure(backend, *, cache, jump):
+    backend.prefix_cache = PrefixCache((64 << 20) if cache else 0)
+    backend.jump_forward = jump
+
+
+def test_cached_prefix_and_jump_forward_give_the_plain_path_tokens(f16):
+    assert f16.batch_invariant  # float weights: planned calls keep every token's numbers fixed
+    # different lengths: sequences finish apart, so live ones move into the ids finished ones left,
+    # and the last one decodes alone, which is where jump-forward runs
+    requests = _greedy([44, 26, 36, 18])
+    _configure(f16, cache=False, jump=False)
+    plain = _tokens(f16, requests)
+    plain_alone = _tokens(f16, requests, one_at_a_time=True)
+    assert plain_alone == plain  # batch-invariant: a decision does not depend on its batch
+    before = f16.stats()
+
+    _configure(f16, cache=True, jump=True)
+    cold = _tokens(f16, requests)  # fills the cache
+    warm = _tokens(f16, requests)  # every character's prompt restored, only its last token re-fed
+    alone = _tokens(f16, requests, one_at_a_time=True)  # jump-forward from the first step
+    assert cold == plain and warm == plain and alone == plain  # tokens and their logits, bit for bit
+
+    after = f16.stats()
+    cache, jump = after["prefix_cache"], after["jump_forward"]
+    assert cache["hits"] >= 8 and cache["reused_tokens"] > 8 * 100  # the test exercised the cache
+    assert jump["accepted_tokens"] > 0 and jump["drafted_tokens"] >= jump["accepted_tokens"]
+    assert after["slot_moves"] > before["slot_moves"]  # and compaction
+
+
+def test_a_changed_profile_reuses_the_shared_lines_and_still_matches(f16):
+    case = load_public_cases()[1]
+    changed = case.profile.model_copy(update={"background": f"{case.profile.background} Lately: a fire."})
+    first = DecisionRequest(case.profile, case.situation, Sampling(temperature=0.0, max_new_tokens=30))
+    second = DecisionRequest(changed, case.situation, Sampling(temperature=0.0, max_new_tokens=30))
+    _configure(f16, cache=False, jump=False)
+    plain = _tokens(f16, [second])
+    _configure(f16, cache=True, jump=True)
+    _tokens(f16, [first])
+    assert _tokens(f16, [second]) == plain
+    stats = f16.stats()["prefix_cache"]
+    assert stats["partial_hits"] == 1 and stats["entries"] == 1  # the new prompt replaced the old
+
+
+def test_forced_runs_come_from_the_grammar(q4):
+    request = DecisionRequest(load_public_cases()[0].profile, load_public_cases()[0].situation)
+    name = request.profile.name
+    grammar = q4._slot_grammar(0, request)  # the name-anchored grammar
+
+    def feed(text):
+        for token in q4._tokenize_bytes(text.encode()):
+            llama_cpp.llama_sampler_accept(grammar, token)
+
+    try:
+        assert q4._forced_bytes(grammar) == b"{"  # then a space or a quote: a choice
+        feed('{"')
+        assert q4._forced_bytes(grammar) == b'purpose_a"'
+        feed('purpose_a":"')
+        assert q4._forced_bytes(grammar) == b""  # the name, or a lead-in that could start the same
+        feed("Hands shaking, ")
+        assert q4._forced_bytes(grammar) == name.encode()  # after a lead-in, only the name fits
+    finally:
+        llama_cpp.llama_sampler_free(grammar)
+
+
+def test_quantized_paths_answer_and_count(q4):
+    # Quantized weights are not batch-invariant here, so outputs may differ in their last bits
+    # from the plain path's; what must hold is that every path answers with the schema.
+    requests = [
+        DecisionRequest(c.profile, c.situation, Sampling(seed=i, max_new_tokens=300))
+        for i, c in enumerate(load_public_cases()[:2])
+    ]
+    _configure(q4, cache=True, jump=True)
+    for raws in (q4.generate(requests), q4.generate(requests), [q4.generate([r])[0] for r in requests]):
+        for raw in raws:
+            assert raw.error is None, raw.error
+            assert set(json.loads(raw.text)) == {"purpose_a", "purpose_b", "purpose_c"}
+    stats = q4.stats()
+    assert stats["prefix_cache"]["hits"] >= 4 and stats["jump_forward"]["accepted_tokens"] > 0
+    assert not stats["batch_invariant"] and stats["pad_tokens"] == 0
+
+
+def test_a_character_state_is_not_reused_for_someone_else(q4):
+    # the cache is keyed by name but decides reuse by tokens: same name, other person, no harm
+    base = load_public_cases()[0]
+    other = CharacterProfile(name=base.profile.name, description="Male, 70, retired sailor.")
+    _configure(q4, cache=True, jump=True)
+    requests = [
+        DecisionRequest(p, Situation(context="Rain on the harbour."), Sampling(seed=1, max_new_tokens=24))
+        for p in (base.profile, other, base.profile)
+    ]
+    raws = [q4.generate([r])[0] for r in requests]
+    assert all(raw.text.startswith("{") and raw.output_tokens > 0 for raw in raws)
+    assert q4.stats()["prefix_cache"]["partial_hits"] >= 2
