@@ -286,7 +286,8 @@ class DecisionService:
                     hopeless.append(ticket)
                 else:
                     batch.append(ticket)
-            if hopeless and not batch:  # one goes anyway: the estimate may be stale, and only a batch renews it
+            # one goes anyway: the estimate may be stale, and only a batch renews it
+            if hopeless and not batch:
                 batch.append(max(hopeless, key=lambda t: t.deadline or 0.0))
                 hopeless.remove(batch[0])
             self._running.update(batch)
