@@ -27,7 +27,7 @@ demo: $(VENV)/.setup-demo
 # The default model's end-to-end tests need its GGUF: build it from base + adapter if missing.
 test: $(VENV)/.setup-test
 	@if [ -f models/default/manifest.json ]; then $(BIN)/daydream models build default --if-missing; fi
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: $(VENV)/.setup-test
 	$(BIN)/ruff check .
