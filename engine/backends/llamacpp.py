@@ -74,10 +74,26 @@ def _init_backend(verbose: bool) -> None:
             _backend_initialised = True
 
 
-# "Hands shaking, ": a capitalised phrase of 1-4 words of up to 10 letters each, then ", ". A longer
-# lead-in let a garbled clause stand before the name ("... kitchen ands, Marco Bellini").
+# "Hands shaking, ": a phrase of 1-4 words of up to 10 letters each, only the first capitalised, then
+# ", ". A longer lead-in let a garbled clause stand before the name ("... kitchen ands, Marco Bellini").
 _LEAD_WORDS, _LEAD_WORD_CHARS = LEAD_IN_MAX_WORDS, 10
 _LEAD_MAX = _LEAD_WORDS * (_LEAD_WORD_CHARS + 1) + 1
+
+
+def _lead_initial(name: str) -> str:
+    """The lead-in's first letter: a capital, but not the name's own initial.
+
+    A lead-in that starts like the name is, in practice, the model misspelling the name before the
+    grammar forces the real one ("Shenice Ward waves, Shanice Ward ..."); the words after the first
+    are lower case for the same reason ("Mayan Tom Hutchins holds, Mayor Tom Hutchins ...").
+    """
+    initial = name.strip()[:1]
+    if "A" <= initial <= "Z":
+        ranges = [
+            (lo, hi) for lo, hi in (("A", chr(ord(initial) - 1)), (chr(ord(initial) + 1), "Z")) if lo <= hi
+        ]
+        return "[" + "".join(lo if lo == hi else f"{lo}-{hi}" for lo, hi in ranges) + "]"
+    return "[A-Z]"
 
 
 def build_grammar_text(name: str | None = None) -> str:
@@ -101,8 +117,8 @@ def build_grammar_text(name: str | None = None) -> str:
     literal = json.dumps(name, ensure_ascii=False)[1:-1]  # as it appears inside the JSON string
     rules = [
         f'anchor-name ::= "{literal.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"',
-        f"anchor-lead ::= [A-Z] [a-zA-Z']{{0,{_LEAD_WORD_CHARS - 1}}} "
-        f'(" " [a-zA-Z\']{{1,{_LEAD_WORD_CHARS}}}){{0,{_LEAD_WORDS - 1}}} ", "',
+        f"anchor-lead ::= {_lead_initial(name)} [a-z']{{0,{_LEAD_WORD_CHARS - 1}}} "
+        f'(" " [a-z\']{{1,{_LEAD_WORD_CHARS}}}){{0,{_LEAD_WORDS - 1}}} ", "',
     ]
     for key, spec in motivation_json_schema()["properties"].items():
         rule = key.replace("_", "-")

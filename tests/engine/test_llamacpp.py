@@ -62,9 +62,20 @@ def test_name_anchored_grammar_escapes_the_name_and_keeps_length_bounds():
     assert f"anchor-name char{{0,{200 - n}}}" in grammar
     assert grammar.count("anchor-lead anchor-name") == 3
     # the lead-in is 1-4 short words and a comma: a garbled clause cannot stand before the name
-    assert 'anchor-lead ::= [A-Z] [a-zA-Z\']{0,9} (" " [a-zA-Z\']{1,10}){0,3} ", "' in grammar
+    assert 'anchor-lead ::= [A-Y] [a-z\']{0,9} (" " [a-z\']{1,10}){0,3} ", "' in grammar
     with pytest.raises(ValueError, match="too long"):
         build_grammar_text("N" * 190)
+
+
+@pytest.mark.parametrize(
+    ("name", "initial"),
+    [("Mayor Tom Hutchins", "[A-LN-Z]"), ("Ama Serwaa", "[B-Z]"), ("Zoë", "[A-Y]"), ("Émile Roux", "[A-Z]")],
+)
+def test_a_lead_in_cannot_start_like_the_name(name, initial):
+    # the v3 model's invalid answers misspelled the name and then the grammar forced the real one:
+    # "Mayan Tom Hutchins holds, Mayor Tom Hutchins ...", "Shenice Ward waves, Shanice Ward ..."
+    grammar = build_grammar_text(name)
+    assert f"anchor-lead ::= {initial} [a-z']{{0,9}} " in grammar
 
 
 def test_every_output_is_json_matching_the_schema(base_backend):
