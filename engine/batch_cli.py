@@ -48,9 +48,21 @@ def read_cases(path: Path) -> list[tuple[int, Case | None, str | None]]:
     return rows
 
 
+# Characters JSON leaves raw but Python's str.splitlines() (and some editors) break lines at: a
+# model that copies one from the situation would otherwise split a record in two.
+_LINE_BREAKS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
+def _jsonl_line(record: dict[str, Any]) -> str:
+    text = json.dumps(record, ensure_ascii=False)
+    for char, escape in _LINE_BREAKS.items():
+        text = text.replace(char, escape)
+    return text + "\n"
+
+
 def write_jsonl_atomic(path: Path, records: list[dict[str, Any]]) -> None:
     """Write records as JSONL atomically."""
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    write_text_atomic(path, "".join(_jsonl_line(r) for r in records))
 
 
 def run_decide(input_path: str, out_path: str, *, model: str, seed: int, deadline_s: float | None) -> int:

@@ -145,3 +145,14 @@ def test_help_lists_subcommands(capsys):
     out = capsys.readouterr().out
     for command in ("decide", "schema", "casts", "models"):
         assert command in out
+
+
+def test_output_lines_survive_unicode_line_separators(tmp_path):
+    # a model can copy U+2028 or NEL from the situation; str.splitlines() must still see one record
+    from engine.batch_cli import write_jsonl_atomic
+
+    record = {"id": "1", "purpose_a": "Ada reads\u2028the note\x85aloud\u2029 twice, é"}
+    path = tmp_path / "out.jsonl"
+    write_jsonl_atomic(path, [record, {"id": "2"}])
+    lines = path.read_text("utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [record, {"id": "2"}]
