@@ -86,7 +86,7 @@ def name_tokens(name: str) -> set[str]:
     return keep or tokens
 
 
-def _name_words(name: str) -> list[str]:
+def name_words(name: str) -> list[str]:
     """The identifying words of a name as written ("Okonkwo" for "Mrs. Okonkwo")."""
     words = [w.strip(".'") for w in name.replace("-", " ").split()]
     keep = [w for w in words if w and w.lower() in name_tokens(name)]
@@ -99,7 +99,7 @@ def name_echo(purpose: str, name: str) -> bool:
     Matching is case-sensitive on the name as written, so "Will Turner will ..." or "Grace ... with
     grace" are not echoes, while "Lin Yu ... with Lin Yu" is.
     """
-    for word in _name_words(name):
+    for word in name_words(name):
         if len(re.findall(rf"(?<![A-Za-z']){re.escape(word)}(?![A-Za-z])", purpose)) >= 2:
             return True
     return False

@@ -45,7 +45,8 @@ from llama_cpp.llama_grammar import json_schema_to_gbnf
 from characters import LEAD_IN_MAX_WORDS, motivation_json_schema
 from engine.backends.batch_plan import plan_calls
 from engine.backends.prefix_cache import PrefixCache
-from engine.prompt import build_messages
+from engine.backends.steer import Steering, SteerState
+from engine.prompt import build_messages, build_user_message
 from engine.request import ABANDONED, DecisionRequest, RawDecision, Sampling
 
 _ABANDONED = f"{ABANDONED}: the ticket was answered or cancelled before decoding finished"
@@ -55,6 +56,7 @@ _TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
 _FA_TILE_ROWS = 64
 _MAX_DRAFT_BYTES = 48  # one forced run: the longest is a key or a name, well under this
 _FLOAT_FILE_TYPES = {"0", "1", "32"}  # general.file_type: all F32, mostly F16, mostly BF16
+STEER_PENALTY = 3.0  # logits off a word an earlier purpose used (engine.backends.steer)
 _backend_ready = threading.Lock()
 _backend_initialised = False
 
@@ -224,6 +226,7 @@ class _Slot:
     reused_tokens: int = 0  # prompt tokens restored from the character's cached state
     cached_whole: bool = False  # the cache holds this very prompt (a retry): nothing new to store
     logit_trace: list[float] = field(default_factory=list)  # the sampled tokens' logits, for tests
+    steer: SteerState | None = None
 
 
 @dataclass
@@ -259,6 +262,8 @@ class LlamaCppBackend:
         jump_max_live: int | None = None,
         compact_slots: bool = True,
         batch_invariant: bool | None = None,
+        steer_penalty: float = STEER_PENALTY,
+        ban_name_echo: bool = True,
     ) -> None:
         """Load ``path``; the keywords after ``verbose`` tune the decode path (see ``_setup_decode``).
 
@@ -268,7 +273,12 @@ class LlamaCppBackend:
         token counts cost llama.cpp an extra ubatch there; all of them with ``kv_unified``).
         ``compact_slots``: keep live sequence ids consecutive. ``batch_invariant``: plan calls so
         each token's numbers do not depend on the rest of the batch (default: float weights).
+        ``steer_penalty`` and ``ban_name_echo``: see ``engine.backends.steer`` (0 and False turn
+        steering off).
         """
+        self.steer_penalty = steer_penalty
+        self.ban_name_echo = ban_name_echo
+        self._steering: Steering | None = None
         self.anchor_name = anchor_name  # each purpose must carry the character's exact name
         self.kv_unified = kv_unified
         self.jump_forward = jump_forward
@@ -493,9 +503,15 @@ class LlamaCppBackend:
 
     def _sample(self, slot: _Slot, logits: np.ndarray) -> int:
         sampling = slot.request.sampling
-        token = self._choose(logits, sampling, slot.rng)
+        steer = slot.steer
+        steered = (
+            logits if steer is None or steer.tables is None else steer.tables.apply(steer, slot.text, logits)
+        )
+        token = self._choose(steered, sampling, slot.rng)
         if self.use_grammar and not self._grammar_allows(slot, token):
-            masked = self._grammar_mask(slot, logits)
+            masked = self._grammar_mask(slot, steered)
+            if steered is not logits and not np.isfinite(masked).any():
+                masked = self._grammar_mask(slot, logits)  # the grammar needs a banned token: allow it
             if not np.isfinite(masked).any():
                 # No token can go on: a name anchored with a character this vocabulary cannot
                 # spell (SmolLM2 has no token for the byte 0xF1, so U+40000-U+7FFFF). Accepting
@@ -505,6 +521,8 @@ class LlamaCppBackend:
             token = self._choose(masked, sampling, slot.rng)
         if self.use_grammar:
             llama_cpp.llama_sampler_accept(slot.grammar, token)
+        if steer is not None and steer.tables is not None:
+            steer.tables.observe(steer, token)
         if self._token_log is not None:
             slot.logit_trace.append(float(logits[token]))
         return token
@@ -551,6 +569,7 @@ class LlamaCppBackend:
         for i, request in enumerate(requests):
             grammar = self._slot_grammar(i, request)
             slot = _Slot(i + 1, request, grammar, np.random.default_rng(request.sampling.seed))
+            slot.steer = self._steer_state(request)
             slots.append(slot)
             if request.is_abandoned():
                 slot.done, slot.error = True, _ABANDONED
@@ -587,6 +606,16 @@ class LlamaCppBackend:
             )
             for slot in slots
         ]
+
+    def _steer_state(self, request: DecisionRequest) -> SteerState | None:
+        """A steering state for a character's answer; None where steering is off or has no name."""
+        name = request.profile.name
+        if not (self.steer_penalty or self.ban_name_echo) or not name.strip():
+            return None
+        if self._steering is None:  # a pass over the vocabulary (~0.2 s): once, at first use
+            self._steering = Steering(self.n_vocab, self._piece, self.steer_penalty, self.ban_name_echo)
+        literal = json.dumps(name, ensure_ascii=False)[1:-1].encode()
+        return self._steering.state(name, literal, build_user_message(request.profile, request.situation))
 
     def _slot_grammar(self, i: int, request: DecisionRequest) -> ctypes.c_void_p:
         """A fresh grammar sampler for slot ``i``: anchored to the character's name when asked.
@@ -663,6 +692,14 @@ class LlamaCppBackend:
             self.jump_forward = jump_forward
         if compact_slots is not None:
             self.compact_slots = compact_slots
+
+    def configure_steering(self, penalty: float | None = None, ban_name_echo: bool | None = None) -> None:
+        """Change the steering of later batches (see ``engine.backends.steer``); None keeps a setting."""
+        if penalty is not None:
+            self.steer_penalty = float(penalty)
+        if ban_name_echo is not None:
+            self.ban_name_echo = ban_name_echo
+        self._steering = None  # rebuilt with the new settings for the next batch
 
     def set_threads(self, n_threads: int) -> None:
         """Change llama.cpp's thread count for the next calls."""

@@ -80,3 +80,50 @@ def test_a_fire_at_the_bakery_is_what_the_people_near_it_decide_about(service):
     assert len(deciding) > len(reached) / 2, {n: r.motivation.purposes() for n, r in results.items()}
     first = sum(hits[0] for hits in about_fire.values())
     assert first >= len(reached) / 2, about_fire  # and it is their most likely action, not an afterthought
+
+
+# Corpus test-split cases where the default model, unsteered, wrote the name twice in a purpose
+# ("the lady Chiyo needs", "a cut Emre has never done", "the round Njeri needs", "Hana Kim's").
+ECHOED = ("historical-112", "modern-008", "office-045", "school-027")
+
+
+def test_steering_keeps_the_name_single_and_the_purposes_apart():
+    from characters import name_echo
+    from engine.models import load_backend
+    from engine.request import DecisionRequest, Sampling
+    from finetune.data.corpus import load_corpus
+
+    examples = {ex.id: ex for ex in load_corpus(split="test") if ex.id in ECHOED}
+    assert sorted(examples) == sorted(ECHOED)
+    requests = [
+        DecisionRequest(ex.profile, ex.situation, Sampling(temperature=0.7, seed=i, max_new_tokens=256))
+        for i, ex in enumerate(examples[k] for k in ECHOED)
+    ]
+    backend = load_backend("default", isolation="thread", max_batch=4)
+    try:
+        steered = [backend.generate(requests), backend.generate(requests)]
+        backend.configure_steering(penalty=0.0, ban_name_echo=False)
+        plain = backend.generate(requests)
+    finally:
+        backend.close()
+
+    def purposes(raws):
+        return [_loose(r.text) for r in raws]
+
+    assert [r.text for r in steered[0]] == [r.text for r in steered[1]]  # repeatable
+    on, off = purposes(steered[0]), purposes(plain)
+    names = [r.profile.name for r in requests]
+    echoes_off = sum(name_echo(p, n) for ps, n in zip(off, names, strict=True) for p in ps)
+    echoes_on = [p for ps, n in zip(on, names, strict=True) for p in ps if name_echo(p, n)]
+    assert echoes_off >= 1, off  # the fixture still shows the habit steering is for
+    assert echoes_on == []
+    spread_on = sum(distinctness(ps, n) for ps, n in zip(on, names, strict=True)) / len(on)
+    spread_off = sum(distinctness(ps, n) for ps, n in zip(off, names, strict=True)) / len(off)
+    assert spread_on > spread_off + 0.05, (spread_on, spread_off)
+
+
+def _loose(text):
+    import json
+
+    data = json.loads(text)
+    return [data["purpose_a"], data["purpose_b"], data["purpose_c"]]
