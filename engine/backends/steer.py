@@ -4,11 +4,11 @@ Two habits of a small model that a game cannot show, handled where each token is
 of after the whole answer (a retry costs a whole decision):
 
 - it repeats the character's name inside a purpose ("Njeri Gathoni writes ... the round Njeri
-  needs"). Once a purpose's own name is written, a token that would spell the start of a word of
-  the name is banned until that purpose ends. Names come in small pieces (" N", "j", "eri"), so
-  the ban follows the word being written: from its second letter on, a spelling that can only be
-  heading for the name is stopped, unless a word of the prompt starts the same way (so "Chidi",
-  named in the situation, can still be written beside a character called "Chiyo");
+  needs"). Once a purpose's own name is written, a capitalised word that starts with the initial
+  of a word of the name is banned until the purpose ends, unless it is a word of the prompt
+  ("Nairobi" in the situation stays writable beside a character called "Njeri"). Banning only
+  the name's own spelling is not enough: names come in small tokens (" N", "j", "eri") and a
+  model denied "Nj" writes "Nijeri Guthoni" instead;
 - its three purposes lean on the same words of the situation ("asks the student to hold his
   picture in the chair", three times over). Tokens that start a content word an earlier purpose
   used (after its name) lose ``penalty`` logits, so the second and third purposes reach for other
@@ -40,15 +40,25 @@ def _is_word(text: str) -> bool:
     return bool(text) and text[0].isalpha() and all(c.isalpha() or c == "'" for c in text)
 
 
+def _by_initial(table: dict[str, list[int]]) -> dict[str, list[tuple[str, list[int]]]]:
+    out: dict[str, list[tuple[str, list[int]]]] = {}
+    for text, ids in table.items():
+        if text[0].isupper():
+            lead = _WORDS.match(text)
+            out.setdefault(text[0], []).append((lead.group() if lead else text, ids))
+    return out
+
+
 @dataclass
 class SteerState:
     """One sequence's steering: its name, the words its earlier purposes used."""
 
     name: bytes
     words: tuple[str, ...]  # the words of the name a purpose must not write again
-    protected: frozenset[str]  # prefixes of other words of the prompt: never banned
-    ban_spaced: np.ndarray  # " Nj", " Njeri": a new word that starts the name
-    ban_bare: np.ndarray  # "Njeri" straight after punctuation
+    initials: frozenset[str]  # their capital initials
+    prompt_words: frozenset[str]  # the prompt's other words: writable even where they start the same
+    ban_spaced: np.ndarray  # " Nj", " Ni", " Njeri": a new capitalised word with the name's initial
+    ban_bare: np.ndarray  # the same straight after punctuation
     value_at: int = -2  # where the current key ends in the text (-1: none yet)
     active: bool = False  # inside a purpose, after its name
     current: set[int] = field(default_factory=set)  # word keys of the purpose being written
@@ -87,6 +97,10 @@ class Steering:
                 bare.setdefault(text, []).append(token)
         self._spaced, self._bare = spaced, bare
         self._members = [np.array(m, dtype=np.int64) for m in members]
+        self._bare_words = np.array(sorted(t for ids in bare.values() for t in ids), dtype=np.int64)
+        # capitalised word starts by initial, with their letters: " Nai" -> ("Nai", ids)
+        self._spaced_initial = _by_initial(spaced)
+        self._bare_initial = _by_initial(bare)
 
     def state(self, name: str, literal: bytes, prompt: str = "") -> SteerState:
         """A fresh state for one answer.
@@ -96,35 +110,39 @@ class Steering:
         """
         words = tuple(w for w in name_words(name) if w) if self.ban_echo else ()
         own = set(words)
-        protected = frozenset(
-            w[:end] for w in _WORDS.findall(prompt) if w not in own for end in range(1, len(w) + 1)
-        )
-        state = SteerState(literal, words, protected, _NONE, _NONE, tables=self)
+        prompt_words = frozenset(w for w in _WORDS.findall(prompt) if w not in own)
+        protected = frozenset(w[:end] for w in prompt_words for end in range(1, len(w) + 1))
+        initials = frozenset(w[0] for w in words if w[0].isupper())
         spaced: list[int] = []
         bare: list[int] = []
-        for word in words:
-            for end in range(1, len(word) + 1):
-                if self._bans(state, word, word[:end]):
-                    spaced += self._spaced.get(word[:end], [])
-                    bare += self._bare.get(word[:end], [])
-        state.ban_spaced = np.array(sorted(set(spaced)), dtype=np.int64)
-        state.ban_bare = np.array(sorted(set(bare)), dtype=np.int64)
-        return state
+        for letter in initials:
+            spaced += [
+                t for lead, ids in self._spaced_initial.get(letter, ()) if lead not in protected for t in ids
+            ]
+            bare += [
+                t for lead, ids in self._bare_initial.get(letter, ()) if lead not in protected for t in ids
+            ]
+        for word in words:  # a name word in lower case ("van", kept where it is all there is)
+            if not word[0].isupper():
+                spaced += self._spaced.get(word, [])
+                bare += self._bare.get(word, [])
+        return SteerState(
+            literal,
+            words,
+            initials,
+            prompt_words,
+            np.array(sorted(set(spaced)), dtype=np.int64),
+            np.array(sorted(set(bare)), dtype=np.int64),
+            tables=self,
+        )
 
-    @staticmethod
-    def _bans(state: SteerState, word: str, spelled: str) -> bool:
-        """Whether a word spelled so far as ``spelled`` (a prefix of ``word``) must stop here."""
-        return spelled == word or (len(spelled) >= 2 and spelled not in state.protected)
-
-    def _continuations(self, state: SteerState, partial: str) -> list[int]:
-        """Tokens that would carry ``partial``, the word being written, on towards the name."""
+    def _allowed_continuations(self, state: SteerState, partial: str) -> list[int]:
+        """Tokens that carry ``partial`` on towards a word of the prompt (any other letters are banned)."""
         out: list[int] = []
-        for word in state.words:
-            if not word.startswith(partial) or word == partial:
-                continue
-            rest = word[len(partial) :]
-            for end in range(1, len(rest) + 1):
-                if self._bans(state, word, partial + rest[:end]):
+        for word in state.prompt_words:
+            if word.startswith(partial) and word != partial:
+                rest = word[len(partial) :]
+                for end in range(1, len(rest) + 1):
                     out += self._bare.get(rest[:end], [])
         return out
 
@@ -161,14 +179,15 @@ class Steering:
         if state.words:
             out[state.ban_spaced] = -np.inf
             tail = body[-48:].decode("utf-8", "ignore")
-            partial = _TRAILING_WORD.search(tail)
-            if partial is None:  # a new word may start without a space, after "(" or a quote
+            found = _TRAILING_WORD.search(tail)
+            if found is None:  # a new word may start without a space, after "(" or a quote
                 if not tail.endswith("'"):
                     out[state.ban_bare] = -np.inf
-            else:
-                ids = self._continuations(state, partial.group())
-                if ids:
-                    out[ids] = -np.inf
+            elif found.group()[0] in state.initials:  # a capitalised word that starts like the name
+                allowed = self._allowed_continuations(state, found.group())
+                kept = out[allowed]
+                out[self._bare_words] = -np.inf
+                out[allowed] = kept
         return out
 
     def observe(self, state: SteerState, token: int) -> None:

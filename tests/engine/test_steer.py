@@ -25,6 +25,9 @@ PIECES = [
     b"j",  # 16
     b"eri",  # 17
     b"ief",  # 18
+    b" Ni",  # 19: where a model denied "Nj" went ("Nijeri Guthoni")
+    b"jeri",  # 20
+    b" News",  # 21
 ]
 NAME = "Njeri Gathoni"
 
@@ -59,21 +62,28 @@ def test_after_the_name_a_new_word_of_the_name_is_banned():
     steer = steering()
     state = steer.state(NAME, NAME.encode())
     out = run(steer, state, '{"purpose_a":"Njeri Gathoni writes to')
-    assert np.isneginf(out[[0, 1, 9, 10]]).all()  # " Njeri", " Nje", " Gathoni", " Ga"
-    assert out[15] == 0.0 and out[2] == 0.0  # " N" could start any word; "ri" continues "to"
+    # " Njeri", " Nje", " Gathoni", " Ga", " N", " Ni", " News": capitalised, with the name's initials
+    assert np.isneginf(out[[0, 1, 9, 10, 15, 19, 21]]).all()
+    assert out[2] == 0.0 and out[12] == 0.0  # "ri" continues "to"; lower-case words are free
     assert out[6] == 0.0  # no-space "Njeri" straight after a letter continues that word: allowed
     after_quote = run(steer, state, '{"purpose_a":"Njeri Gathoni writes to (')
     assert np.isneginf(after_quote[6])
 
 
-def test_a_name_written_in_small_pieces_is_stopped_at_its_second_letter():
+def test_a_word_started_with_the_name_initial_can_only_become_a_word_of_the_prompt():
     steer = steering()
     state = steer.state(NAME, NAME.encode())
     after_n = run(steer, state, '{"purpose_a":"Njeri Gathoni writes to N')
-    assert np.isneginf(after_n[16])  # "j" would spell "Nj"
-    assert after_n[17] == 0.0 and after_n[18] == 0.0  # "Neri" and "Nief" are not the name
-    after_nj = run(steer, state, '{"purpose_a":"Njeri Gathoni writes to Nj')
-    assert np.isneginf(after_nj[17]) and after_nj[18] == 0.0
+    assert np.isneginf(after_n[[2, 16, 17, 18, 20]]).all()  # "Nri", "Nj", "Neri", "Nief", "Njeri"
+    state = steer.state(NAME, NAME.encode(), prompt="A letter came from Nief and the News desk.")
+    after_n = run(steer, state, '{"purpose_a":"Njeri Gathoni writes to N')
+    assert after_n[18] == 0.0  # on the way to "Nief", a word of the prompt
+    assert np.isneginf(after_n[[16, 17]]).all()
+    start = run(steer, state, '{"purpose_a":"Njeri Gathoni writes to')
+    assert start[[15, 19, 21]].tolist() == [0.0, 0.0, 0.0]  # " N", " Ni", " News" start prompt words
+    assert np.isneginf(start[0])  # " Njeri" starts none
+    after_ni = run(steer, state, '{"purpose_a":"Njeri Gathoni writes to Ni')
+    assert np.isneginf(after_ni[20])  # "Nijeri" is not "Nief"
 
 
 def test_a_word_of_the_prompt_that_starts_like_the_name_stays_writable():

@@ -1,5 +1,7 @@
 """The shipped default model, end to end through the real engine (built by `make test` if missing)."""
 
+from difflib import SequenceMatcher
+
 import pytest
 
 from characters import normalize_purpose
@@ -100,10 +102,15 @@ def test_steering_keeps_the_name_single_and_the_purposes_apart():
         for i, ex in enumerate(examples[k] for k in ECHOED)
     ]
     backend = load_backend("default", isolation="thread", max_batch=4)
+
+    def generate():
+        backend.clear_prefix_cache()  # a warm cache moves a quantized model's low bits (see tests/engine)
+        return backend.generate(requests)
+
     try:
-        steered = [backend.generate(requests), backend.generate(requests)]
+        steered = [generate(), generate()]
         backend.configure_steering(penalty=0.0, ban_name_echo=False)
-        plain = backend.generate(requests)
+        plain = generate()
     finally:
         backend.close()
 
@@ -117,6 +124,13 @@ def test_steering_keeps_the_name_single_and_the_purposes_apart():
     echoes_on = [p for ps, n in zip(on, names, strict=True) for p in ps if name_echo(p, n)]
     assert echoes_off >= 1, off  # the fixture still shows the habit steering is for
     assert echoes_on == []
+    # and no near miss in its place ("Nijeri Guthoni"): the ban must not teach it to misspell
+    for ps, name in zip(on, names, strict=True):
+        for purpose in ps:
+            after = purpose.split(name, 1)[1]
+            for word in words(after):
+                near = [w for w in name.lower().split() if SequenceMatcher(None, word, w).ratio() >= 0.75]
+                assert not near, (word, purpose)
     spread_on = sum(distinctness(ps, n) for ps, n in zip(on, names, strict=True)) / len(on)
     spread_off = sum(distinctness(ps, n) for ps, n in zip(off, names, strict=True)) / len(off)
     assert spread_on > spread_off + 0.05, (spread_on, spread_off)
