@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.world import world_beats
 from characters import Case, load_case
-from engine.backends.llamacpp import LlamaCppBackend
+from engine.backends.llamacpp import STEER_PENALTY, LlamaCppBackend
 from engine.backends.worker import WorkerBackend
 from engine.models import load_backend
 from engine.request import DecisionRequest, Sampling
@@ -213,6 +213,31 @@ def bench_world(backend: LlamaCppBackend, beats: list[list[DecisionRequest]], mo
     }  # fmt: skip
 
 
+def bench_steering(
+    backend: LlamaCppBackend, reqs: list[DecisionRequest], reps: int = 2
+) -> list[dict[str, Any]]:
+    """The same batch with steering on and off, alternated (``after`` decode path, cold cache each run)."""
+    settings = {"on": (STEER_PENALTY, True), "off": (0.0, False)}
+    runs: dict[str, list[tuple[float, int]]] = {k: [] for k in settings}
+    for _ in range(reps):
+        for label, (penalty, ban) in settings.items():
+            backend.configure_steering(penalty=penalty, ban_name_echo=ban)
+            set_mode(backend, "after")
+            start = time.perf_counter()
+            raws = backend.generate(reqs)
+            runs[label].append((time.perf_counter() - start, sum(r.output_tokens for r in raws)))
+    backend.configure_steering(penalty=STEER_PENALTY, ban_name_echo=True)
+    rows: list[dict[str, Any]] = []
+    for label, got in runs.items():
+        seconds, tokens = sum(g[0] for g in got), sum(g[1] for g in got)
+        rows.append({"steering": label, "seconds": seconds / reps, "output_tokens": tokens / reps,
+                     "ms_per_output_token": 1000 * seconds / tokens})  # fmt: skip
+    off = rows[1]["ms_per_output_token"]
+    for row in rows:
+        row["x_off_per_token"] = row["ms_per_output_token"] / off
+    return rows
+
+
 def bench_frames(
     backend: LlamaCppBackend | WorkerBackend, cases: list[Case], characters: int = 50, seconds: float = 10.0
 ) -> dict[str, Any]:
@@ -357,6 +382,12 @@ def main(argv: list[str] | None = None) -> int:
                          r["output_tokens"]] for w in world for r in w["beats"]]))  # fmt: skip
     print(table("   warm beats", ["mode", "decisions/s", "x floor", "all beats decisions/s"],
                 [[w["mode"], w["warm_decisions_per_s"], w["warm_x_floor"], w["all_decisions_per_s"]] for w in world]))  # fmt: skip
+    steering = bench_steering(backend, requests_for(cases, n_through), reps=1 if args.quick else 2)
+    out["steering"] = steering
+    print("\n" + table(f"8. steering (engine.backends.steer), {n_through} decisions in one batch, on and off alternated",
+                       ["steering", "s per batch", "output tok", "ms per output tok", "x off per token"],
+                       [[r["steering"], r["seconds"], r["output_tokens"], r["ms_per_output_token"],
+                         r["x_off_per_token"]] for r in steering]))  # fmt: skip
     out["decode_stats"] = backend.stats()
 
     frames = frame_rows(backend, args.model, cases, args.frame_seconds, threads=(os.cpu_count() or 1, 1))

@@ -208,7 +208,8 @@ class DaydreamApp(App[None]):
     def _rebuild_log(self) -> None:
         log = self.query_one("#log", RichLog)
         log.clear()
-        with self.lock:
+        with self.lock:  # events are published under this lock: none can fall between the two lines
+            self._new_events.clear()  # they are in bus.recent too; writing both showed them twice
             events = list(self.sim.bus.recent)[-300:]
         for event in events:
             if self._shows(event):

@@ -2,7 +2,11 @@
 
     python scripts/screenshot.py --model default --seconds 40 --out docs/demo.svg
     python scripts/screenshot.py --inject "A fire breaks out at the bakery and smoke pours into the square@Bakery" \
-        --inject-after 10 --seconds 50
+        --inject-after 10 --seconds 90 --speed 4
+
+With --inject, the event goes in once someone is at or next to the place; the screenshot is taken
+when everyone it reached has decided again, with the first of them selected and the event log
+filtered to them.
 
 This is how the README's screenshot is made: a real run, not a mock-up. It prints the decision
 sources so the caption can say what the run did.
@@ -17,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from textual.widgets import DataTable
+
 from demo.app import build_app
 
 
@@ -29,16 +35,38 @@ async def capture(
         if inject:
             text, _, place = inject.rpartition("@")
             await pilot.pause(inject_after)
+            waited = inject_after
+            while waited < seconds / 2 and not _present(app, place):  # nobody there yet: wait for someone
+                await pilot.pause(1.0)
+                waited += 1.0
+            inject_after = waited
             with app.lock:
                 reached = app.sim.inject_event(text, place=place, importance=9)
             print(f"injected {text!r} at {place}: reached {', '.join(reached) or 'nobody'}")
-            app.refresh_views()
             seconds -= inject_after
-        await pilot.pause(seconds)
+            if reached:  # show the first of them, and the events they are in
+                table = app.query_one("#characters", DataTable)
+                table.move_cursor(row=table.get_row_index(reached[0]))
+                await pilot.pause(0.5)  # the highlight selects them
+                app.action_toggle_filter()
+                while seconds > 0 and any(name in app.sim.pending for name in reached):
+                    await pilot.pause(1.0)  # until everyone it reached has decided anew
+                    seconds -= 1.0
+                seconds = min(seconds, 2.0)
+            app.refresh_views()
+        await pilot.pause(max(seconds, 0.5))
         app.save_screenshot(str(out.name), path=str(out.parent))
         stats = app.sim.service.stats()
         print(f"{app.sim.counters['decisions']} decisions; sources {stats.by_source}; "
               f"p50 {stats.p50_latency_ms:.0f} ms; unmapped {app.sim.counters['unmapped']}")  # fmt: skip
+
+
+def _present(app: object, place: str) -> int:
+    """How many characters an event at ``place`` would reach now."""
+    sim = app.sim  # type: ignore[attr-defined]
+    with app.lock:  # type: ignore[attr-defined]
+        near = sim.neighbourhood(place)
+        return sum(agent.place in near for agent in sim.agents.values())
 
 
 def main() -> int:

@@ -76,6 +76,18 @@ async def test_filter_log_to_selected(tmp_path):
         assert not any(e.text[:40] in shown for e in others)
 
 
+async def test_filtering_right_after_an_event_shows_it_once(tmp_path):
+    app = rules_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.selected = "Maya Lindqvist"
+        with app.lock:
+            app.sim.inject_event("The bakery bell cracks in two", character="Maya Lindqvist", importance=3)
+        await pilot.press("f")  # before the next redraw: the event is queued and in the bus
+        await pilot.pause()
+        app.refresh_views()
+        assert log_text(app).replace("\n", "").count("The bakery bell cracks in two") == 1
+
+
 async def test_save_and_load(tmp_path):
     app = rules_app(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
