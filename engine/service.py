@@ -154,7 +154,9 @@ class DecisionService:
         )
         if self.keep_finished:
             ticket.add_done_callback(self._finished.append)
-        cached = self.cache.get(self._request_for(ticket).cache_key(self.model_id, PROMPT_VERSION))
+        cached = None
+        if self.cache.max_entries > 0:  # no key to build when there is no cache
+            cached = self.cache.get(self._request_for(ticket).cache_key(self.model_id, PROMPT_VERSION))
         if cached is not None:
             self._deliver(ticket, cached, source="cache")
             return ticket
@@ -363,7 +365,8 @@ class DecisionService:
                     reason=attempt.last_error if round_no == 2 else None,
                     attempts=round_no,
                 )
-                self.cache.put(attempt.request.cache_key(self.model_id, PROMPT_VERSION), result)
+                if self.cache.max_entries > 0:
+                    self.cache.put(attempt.request.cache_key(self.model_id, PROMPT_VERSION), result)
                 self._deliver(attempt.ticket, result, source)
             attempts = failed
             if round_no == 1:

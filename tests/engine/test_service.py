@@ -137,6 +137,36 @@ def test_cache_hit_is_immediate_and_flagged(profile, situation):
     assert service.stats().cache_hits == 1
 
 
+def test_cache_key_tells_every_input_apart_and_only_them(profile, situation):
+    from engine.request import DecisionRequest, Sampling
+
+    def key(p=profile, s=situation, sampling=Sampling(seed=1), model="m", prompt="v1"):
+        return DecisionRequest(p, s, sampling).cache_key(model, prompt)
+
+    same = key(profile.model_copy(), situation.model_copy())
+    assert key() == same
+    others = [
+        key(p=profile.model_copy(update={"name": profile.name + "x"})),
+        key(p=profile.model_copy(update={"background": "Moved here last spring."})),
+        key(s=situation.model_copy(update={"context": situation.context + "!"})),
+        key(s=situation.model_copy(update={"recent_events": ["the oven broke"]})),
+        key(sampling=Sampling(seed=2)),
+        key(sampling=Sampling(seed=1, temperature=0.2)),
+        key(model="n"),
+        key(prompt="v2"),
+    ]
+    assert len({same, *others}) == len(others) + 1
+
+
+def test_a_service_without_a_cache_never_hits(profile, situation):
+    backend = FakeBackend()
+    with DecisionService(backend, cache_size=0) as service:
+        service.submit(profile, situation, seed=1).result(timeout=5)
+        again = service.submit(profile, situation, seed=1).result(timeout=5)
+    assert again.source == "model" and len(backend.calls) == 2
+    assert service.stats().cache_hits == 0
+
+
 def test_requests_submitted_together_share_one_batch(profile):
     backend = FakeBackend()
     backend.release.clear()
