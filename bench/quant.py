@@ -41,8 +41,10 @@ TOLERANCE = {
     "situation_grounding": 0.05,
     "distinctness": 0.03,
     "invented_names": 0.03,
+    "stock_rate": 0.03,
+    "name_echo": 0.01,
 }
-LOWER_IS_BETTER = {"invented_names"}
+LOWER_IS_BETTER = {"invented_names", "stock_rate", "name_echo"}
 
 
 def build_f16(model: str) -> Path:
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{quant}: measured in {time.perf_counter() - started:.0f} s", flush=True)
 
     metrics = ["json_valid", "valid_first_try", "name_grounding", "situation_grounding", "distinctness",
-               "invented_names"]  # fmt: skip
+               "invented_names", "stock_rate", "name_echo"]  # fmt: skip
     headers = ["quant", "MB", "single p50 ms", "repeat p50 ms", "world dec/s", "x floor"]
     headers += [f"{s}.{m}" for s in sets for m in metrics]
     print(table(f"quantization of {args.model} ({platform.machine()}, {os.cpu_count()} cores)", headers,

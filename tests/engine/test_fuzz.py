@@ -55,7 +55,7 @@ CONTROL = [
 ]
 WORDS = ["the", "baker", "Ann", "wants", "to", "leave,", "rain.", "O'Hara", "Mr.", "- well", "(again)", "42"]
 ROOT = Path(__file__).resolve().parents[2]
-DEADLINE_S = 300  # per decision in the model part, from its submission
+DEADLINE_S = 240  # per decision in the model part, from its submission
 LIMITS = {"name": 80, "description": 600, "background": 1500, "context": 1200}
 
 # Text is built from a few whole pieces rather than character by character: Hypothesis draws
@@ -229,7 +229,9 @@ def test_two_hundred_cases_through_the_default_model(tmp_path):
         )
         check_motivation(motivation)
         if record["source"] == "fallback":
-            assert record["reason"] == "deadline" or record["reason"].startswith("invalid:"), record
+            # "deadline", or "deadline: too little time left ..." when admission sees that a batch
+            # would not finish before the ticket's deadline (v3 on 2 cores: a batch takes ~20 s)
+            assert record["reason"].startswith(("deadline", "invalid:")), record
     sources = Counter(r["source"] for r in records_out)
     reasons = Counter((r["reason"] or "")[:20] for r in records_out if r["source"] == "fallback")
     assert sources["model"] + sources["retry"] > 0, (sources, reasons)
