@@ -11,8 +11,17 @@ each type with llama.cpp, then measures each type on the same inputs:
 - quality through finetune.evaluate (the engine's real path, name-anchored grammar): validity,
   name and situation grounding, distinctness and invented names on the public cases and on the
   corpus test split.
-Prints a table and the fastest type whose quality stays within TOLERANCE of the best type on every
-metric; writes bench/results/quant-<model>.json. Asserts nothing about time.
+The speed that decides is measured *interleaved* (``--rounds``): all types loaded at once, each
+case decided by every type in turn (order reversed each round), then a batch of 16 by each, so a
+noisy machine slows every type alike; ms per output token is the fair unit because types write
+answers of different lengths. The per-type numbers above are sequential and only indicative.
+
+Recommends the fastest type (interleaved ms per output token) that meets the release bars
+(BARS: the default model's quality bars) on every set; a type replaces the registered one only
+when it is at least SWITCH_GAIN faster. Also lists types outside TOLERANCE of the best type.
+Writes bench/results/quant-<model>.json. Asserts nothing about time.
+
+    python -m bench.quant --speed-only      # only the interleaved speed (minutes), no quality
 """
 
 from __future__ import annotations
@@ -45,6 +54,17 @@ TOLERANCE = {
     "name_echo": 0.01,
 }
 LOWER_IS_BETTER = {"invented_names", "stock_rate", "name_echo"}
+# the default model's release bars (README, "The default model"): a type that misses one on any set
+# is not recommended, however fast
+BARS = {
+    "valid_first_try": (">=", 1.0),
+    "situation_grounding": (">=", 0.75),
+    "stock_rate": ("<=", 0.05),
+    "name_echo": ("<=", 0.0),
+    "invented_names": ("<=", 0.02),
+    "duplicate_rate": ("<=", 0.0),
+}
+SWITCH_GAIN = 1.10  # a faster type replaces the registered one only when this much faster
 
 
 def build_f16(model: str) -> Path:
@@ -100,9 +120,20 @@ def quality(
     return {name: score_results(run_cases(backend, cases), cases, relevance) for name, cases in sets.items()}
 
 
-def recommend(rows: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
-    """The fastest type whose quality is within TOLERANCE of the best on every metric and set."""
-    notes, ok = [], []
+def bar_misses(quality_by_set: dict[str, dict[str, Any]]) -> list[str]:
+    """The release bars a type misses, as 'set.metric value (bar)'."""
+    misses = []
+    for set_name, metrics in quality_by_set.items():
+        for key, (op, bar) in BARS.items():
+            value = metrics[key]
+            if (value < bar) if op == ">=" else (value > bar):
+                misses.append(f"{set_name}.{key} {value:.3f} (bar {op} {bar})")
+    return misses
+
+
+def tolerance_notes(rows: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Per type, the metrics further than TOLERANCE from the best type's."""
+    notes: dict[str, list[str]] = {}
     for quant, row in rows.items():
         worse = []
         for set_name, metrics in row["quality"].items():
@@ -112,12 +143,76 @@ def recommend(rows: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
                 gap = metrics[key] - best if key in LOWER_IS_BETTER else best - metrics[key]
                 if gap > tol:
                     worse.append(f"{set_name}.{key} {metrics[key]:.3f} vs best {best:.3f}")
-        if worse:
-            notes.append(f"{quant}: outside tolerance: " + "; ".join(worse))
+        notes[quant] = worse
+    return notes
+
+
+def recommend(
+    rows: dict[str, dict[str, Any]], speed: dict[str, dict[str, float]], current: str
+) -> tuple[str, list[str]]:
+    """The fastest type (interleaved ms per output token) meeting BARS; ``current`` unless beaten by
+    SWITCH_GAIN. Returns the choice and the reasons, one line each."""
+    notes, ok = [], []
+    for quant, row in rows.items():
+        misses = bar_misses(row["quality"])
+        if misses:
+            notes.append(f"{quant}: misses the release bars: " + "; ".join(misses))
         else:
             ok.append(quant)
-    pool = ok or list(rows)
-    return max(pool, key=lambda q: rows[q]["speed"]["world_warm_decisions_per_s"]), notes
+    for quant, worse in tolerance_notes(rows).items():
+        if worse:
+            notes.append(f"{quant}: outside tolerance of the best type: " + "; ".join(worse))
+    if not ok:
+        notes.append(f"no type meets the release bars: keep {current}")
+        return current, notes
+    fastest = min(ok, key=lambda q: speed[q]["ms_per_output_token"])
+    if current in ok and fastest != current:
+        gain = speed[current]["ms_per_output_token"] / speed[fastest]["ms_per_output_token"]
+        if gain < SWITCH_GAIN:
+            notes.append(f"{fastest} is only {gain:.2f}x {current} per output token: keep {current}")
+            return current, notes
+    return fastest, notes
+
+
+def interleaved_speed(paths: dict[str, Path], cases: list[Case], rounds: int) -> dict[str, dict[str, float]]:
+    """Every type on the same decisions in turn: single decisions (ms per output token, p50 ms) and
+    a batch of 16 (decisions/s), rounds alternating the order. The prompt cache is off."""
+    from bench.decisions import set_mode
+    from engine.stats import percentile
+
+    backends = {q: LlamaCppBackend(path, model_id=q) for q, path in paths.items()}
+    per_token: dict[str, list[float]] = {q: [] for q in paths}
+    single: dict[str, list[float]] = {q: [] for q in paths}
+    batch_rate: dict[str, list[float]] = {q: [] for q in paths}
+    try:
+        for backend in backends.values():
+            set_mode(backend, "after")
+            backend.configure_decode(prefix_cache_mb=0)
+        for rnd in range(rounds):
+            order = list(paths) if rnd % 2 == 0 else list(paths)[::-1]
+            for req in requests_for(cases, len(cases), seed=rnd):
+                for quant in order:
+                    started = time.perf_counter()
+                    raw = backends[quant].generate([req])[0]
+                    took = time.perf_counter() - started
+                    single[quant].append(took * 1000)
+                    per_token[quant].append(took * 1000 / max(raw.output_tokens, 1))
+            batch = requests_for(cases, 16, seed=100 + rnd)
+            for quant in order:
+                started = time.perf_counter()
+                backends[quant].generate(batch)
+                batch_rate[quant].append(len(batch) / (time.perf_counter() - started))
+    finally:
+        for backend in backends.values():
+            backend.close()
+    return {
+        q: {
+            "ms_per_output_token": percentile(per_token[q], 50),
+            "single_p50_ms": percentile(single[q], 50),
+            "batch16_decisions_per_s": sum(batch_rate[q]) / len(batch_rate[q]),
+        }
+        for q in paths
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-samples", type=int, default=60)
     parser.add_argument("--case-samples", type=int, default=3)
     parser.add_argument("--beats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved speed rounds")
+    parser.add_argument("--speed-only", action="store_true", help="only the interleaved speed")
     parser.add_argument("--quick", action="store_true", help="a tiny setting: checks the code runs")
     args = parser.parse_args(argv)
     quants = [q.strip() for q in args.quants.split(",") if q.strip()]
@@ -140,9 +237,27 @@ def main(argv: list[str] | None = None) -> int:
     cases = load_cases(args.cases)
     if args.quick:
         quants, cases = quants[:2], cases[:3]
-        args.test_samples, args.case_samples, args.beats = 3, 1, 2
+        args.test_samples, args.case_samples, args.beats, args.rounds = 3, 1, 2, 1
+    from models.registry import load_manifest
+
+    current = load_manifest(args.model).gguf.quant
     f16 = build_f16(args.model)
     paths = variants(f16, quants)
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    speed = interleaved_speed(paths, cases, args.rounds)
+    print(table(f"interleaved speed of {args.model} ({machine}, {args.rounds} rounds, prompt cache off)",
+                ["quant", "MB", "ms / output token", "x " + current, "single p50 ms", "batch of 16, dec/s"],
+                [[q, round(paths[q].stat().st_size / 2**20, 1), v["ms_per_output_token"],
+                  v["ms_per_output_token"] / speed[current]["ms_per_output_token"] if current in speed else "",
+                  v["single_p50_ms"], v["batch16_decisions_per_s"]] for q, v in speed.items()]))  # fmt: skip
+    RESULTS.mkdir(exist_ok=True)
+    suffix = "-quick" if args.quick else ""
+    if args.speed_only:
+        path = RESULTS / f"quant-{args.model}-speed{suffix}.json"
+        path.write_text(json.dumps({"model": args.model, "machine": machine, "rounds": args.rounds,
+                                    "speed": speed}, indent=2), "utf-8")  # fmt: skip
+        print(f"wrote {path}")
+        return 0
     sets = eval_sets(args.cases, args.test_samples, args.case_samples)
     if args.quick:
         sets = {name: cases_[:3] for name, cases_ in sets.items()}
@@ -163,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                     "repeat_p50_ms": repeat["p50_ms"],
                     "world_warm_decisions_per_s": world["warm_decisions_per_s"],
                     "world_warm_x_floor": world["warm_x_floor"],
+                    **{f"interleaved_{k}": v for k, v in speed[quant].items()},
                 },
                 "quality": quality(backend, sets),
             }
@@ -174,18 +290,19 @@ def main(argv: list[str] | None = None) -> int:
                "invented_names", "stock_rate", "name_echo"]  # fmt: skip
     headers = ["quant", "MB", "single p50 ms", "repeat p50 ms", "world dec/s", "x floor"]
     headers += [f"{s}.{m}" for s in sets for m in metrics]
-    print(table(f"quantization of {args.model} ({platform.machine()}, {os.cpu_count()} cores)", headers,
+    print(table(f"quantization of {args.model} ({machine}; speed here measured one type after another)", headers,
                 [[q, r["file_mb"], r["speed"]["single_p50_ms"], r["speed"]["repeat_p50_ms"],
                   r["speed"]["world_warm_decisions_per_s"], r["speed"]["world_warm_x_floor"],
                   *[r["quality"][s][m] for s in sets for m in metrics]] for q, r in rows.items()]))  # fmt: skip
-    choice, notes = recommend(rows)
+    choice, notes = recommend(rows, speed, current)
     for note in notes:
         print(note)
-    print(f"recommended: {choice} (the fastest world pattern within tolerance {TOLERANCE})")
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"quant-{args.model}{'-quick' if args.quick else ''}.json"
-    out = {"model": args.model, "f16": str(f16), "rows": rows, "recommended": choice, "notes": notes,
-           "tolerance": TOLERANCE, "sets": {s: len(c) for s, c in sets.items()}}  # fmt: skip
+    print(f"recommended: {choice} (registered: {current}; the fastest per output token, interleaved, "
+          f"that meets the release bars {BARS}, by at least {SWITCH_GAIN}x)")  # fmt: skip
+    path = RESULTS / f"quant-{args.model}{suffix}.json"
+    out = {"model": args.model, "machine": machine, "f16": str(f16), "rows": rows, "recommended": choice,
+           "registered": current, "notes": notes, "bars": BARS, "tolerance": TOLERANCE,
+           "sets": {s: len(c) for s, c in sets.items()}}  # fmt: skip
     path.write_text(json.dumps(out, indent=2), "utf-8")
     print(f"wrote {path}")
     return 0
