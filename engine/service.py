@@ -278,13 +278,16 @@ class DecisionService:
             time.sleep(self.gather_s)  # let tickets submitted in the same frame join this batch
         batch: list[Ticket] = []
         hopeless: list[Ticket] = []
+        expired: list[Ticket] = []
         with self._cond:
             now = time.monotonic()
             while self._queue and len(batch) < self.max_batch:
                 ticket = heapq.heappop(self._queue)[-1]
                 if ticket.done():
                     continue
-                if ticket.deadline is not None and self._batch_s and ticket.deadline - now < self._batch_s:
+                if ticket.deadline is not None and ticket.deadline <= now:
+                    expired.append(ticket)  # already past it: a plain "deadline", never a batch
+                elif ticket.deadline is not None and self._batch_s and ticket.deadline - now < self._batch_s:
                     hopeless.append(ticket)
                 else:
                     batch.append(ticket)
@@ -293,6 +296,8 @@ class DecisionService:
                 batch.append(max(hopeless, key=lambda t: t.deadline or 0.0))
                 hopeless.remove(batch[0])
             self._running.update(batch)
+        for ticket in expired:
+            self._deliver(ticket, self._fallback_result(ticket, "deadline"), "fallback")
         for ticket in hopeless:
             reason = f"deadline: too little time left for the model (a batch takes ~{self._batch_s:.1f} s)"
             self._deliver(ticket, self._fallback_result(ticket, reason), "fallback")

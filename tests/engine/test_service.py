@@ -320,3 +320,22 @@ def test_under_overload_a_ticket_that_cannot_make_its_deadline_gets_its_fallback
         while [r.sampling.seed for r in backend.calls[-1]] != [3] and time.monotonic() < deadline:
             time.sleep(0.01)
         assert [r.sampling.seed for r in backend.calls[-1]] == [3]
+
+
+def test_a_ticket_already_past_its_deadline_gets_a_plain_deadline_and_never_reaches_the_model(
+    profile, situation
+):
+    backend = FakeBackend(delay_s=0.3)
+    with DecisionService(backend, cache_size=0, gather_s=0.05) as service:
+        assert service.submit(profile, situation, seed=0).result(timeout=5).source == "model"
+        # the service now estimates a batch at ~0.3 s. These expire during the 50 ms gather; the
+        # deadline thread is held off (as on a loaded machine), so the batch being formed finds them
+        # past their deadline: that is a plain "deadline", not "too little time left" (seen under load)
+        expired = [service.submit(profile, situation, seed=10 + i, deadline_s=0.02) for i in range(5)]
+        feasible = service.submit(profile, situation, seed=2, deadline_s=5.0)
+        with service._deadline_cond:
+            time.sleep(0.3)
+        assert [t.result(timeout=5).reason for t in expired] == ["deadline"] * 5
+        assert feasible.result(timeout=5).source == "model"
+        sent = {r.sampling.seed for call in backend.calls for r in call}
+        assert sent == {0, 2}
