@@ -140,8 +140,8 @@ def test_cache_hit_is_immediate_and_flagged(profile, situation):
 def test_cache_key_tells_every_input_apart_and_only_them(profile, situation):
     from engine.request import DecisionRequest, Sampling
 
-    def key(p=profile, s=situation, sampling=Sampling(seed=1), model="m", prompt="v1"):
-        return DecisionRequest(p, s, sampling).cache_key(model, prompt)
+    def key(p=profile, s=situation, sampling=None, model="m", prompt="v1"):
+        return DecisionRequest(p, s, sampling or Sampling(seed=1)).cache_key(model, prompt)
 
     same = key(profile.model_copy(), situation.model_copy())
     assert key() == same
