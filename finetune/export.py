@@ -146,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--adapter", type=Path, required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument("--quant", default="Q4_K_M", choices=["Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q8_0", "F16"])
+    parser.add_argument(
+        "--quant", default="Q4_K_M", choices=["Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q8_0", "F16"]
+    )
     parser.add_argument("--training", type=Path, default=None, help="JSON file of training facts to record")
     args = parser.parse_args(argv)
     training = json.loads(args.training.read_text("utf-8")) if args.training else {}
