@@ -106,11 +106,14 @@ class DPOSettings(BaseModel):
     learning_rate: float = 5e-5
 
 
+QuantType = Literal["Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q8_0", "F16"]  # llama.cpp's, as quantize_gguf
+
+
 class ExportSettings(BaseModel):
     """Merge, convert and quantize."""
 
     model_config = ConfigDict(extra="forbid")
-    quant: Literal["Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q8_0", "F16"] = Field(
+    quant: QuantType = Field(
         default="Q4_K_M", description="llama.cpp quant type; `python -m bench.quant` measures them"
     )
     adapter_dtype: Literal["float16", "float32"] = "float16"  # float16 halves the committed adapter

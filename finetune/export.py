@@ -14,10 +14,11 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from characters import SCHEMA_VERSION
 from engine.prompt import PROMPT_VERSION
+from finetune.config import QuantType
 from models.base import BASE_MODELS, SMOLLM2_135M, sha256_file
 from models.build import base_fingerprint, build_gguf, smoke_decision
 from models.registry import (
@@ -146,9 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--adapter", type=Path, required=True)
     parser.add_argument("--name", required=True)
-    parser.add_argument(
-        "--quant", default="Q4_K_M", choices=["Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q8_0", "F16"]
-    )
+    parser.add_argument("--quant", default="Q4_K_M", choices=get_args(QuantType))
     parser.add_argument("--training", type=Path, default=None, help="JSON file of training facts to record")
     args = parser.parse_args(argv)
     training = json.loads(args.training.read_text("utf-8")) if args.training else {}
