@@ -2,6 +2,7 @@
 
     python -m bench.town_day [--model default] [--speed 6] [--hours 24] [--deadline 30]
                              [--mode before|after] [--isolation thread|process]
+                             [--follow-through on|off]
 
 The town world's 9 residents plus the 7 in bench/town_newcomers.yaml live one day. The loop runs
 at a fixed speed (sim-minutes per real second) on an absolute schedule, the way a game's update
@@ -9,7 +10,9 @@ loop does, and never waits for the model: a character whose decision has not lan
 "thinking" while the world moves on. Prints a table and writes bench/results/town-day-<model>.json.
 
 Measured: real time, decisions and decisions per second, the share answered by the model,
-the cache and the rules fallback, decision latency, how long characters spent thinking, how often
+the cache and the rules fallback, decision latency, how long characters spent thinking (waiting
+with nothing to do) and deciding (a decision pending, whether or not they act on a leftover
+purpose meanwhile: follow-through, engine/sim/simulation.py), how often
 the loop itself overran its tick (the world waiting on inference: target never), and the
 longest tick.
 """
@@ -57,21 +60,24 @@ def run_day(
     seed: int,
     mode: str = "after",
     isolation: str = "thread",
+    follow_through: bool = True,
 ) -> dict[str, Any]:
     """Run the day in real time; returns the measurements.
 
     ``mode``: the decode path before or after the prompt cache, jump-forward and compaction;
-    ``isolation``: decode in this process or in a worker process.
+    ``isolation``: decode in this process or in a worker process; ``follow_through``: characters
+    take up a leftover purpose of their last decision while the next one is made.
     """
     spec, cast = build_town16()
     backend = load_backend(model, isolation=isolation, **MODES[mode])
     service = DecisionService(backend, max_batch=16)
-    sim = Simulation(spec, cast, service, seed=seed, deadline_s=deadline_s)
+    sim = Simulation(spec, cast, service, seed=seed, deadline_s=deadline_s, follow_through=follow_through)
     tick_s = sim.tick_minutes / speed
     total_ticks = int(hours * 60 / sim.tick_minutes)
     step_ms: list[float] = []
     overruns = 0
     thinking_minutes = 0
+    deciding_minutes = 0
     with service:
         started = time.perf_counter()
         for tick in range(total_ticks):
@@ -79,6 +85,7 @@ def run_day(
             sim.step(sim.tick_minutes)
             step_ms.append((time.perf_counter() - begin) * 1000.0)
             thinking_minutes += sim.tick_minutes * sum(a.status == "thinking" for a in sim.agents.values())
+            deciding_minutes += sim.tick_minutes * len(sim.pending)
             slack = started + (tick + 1) * tick_s - time.perf_counter()
             if slack < 0:
                 overruns += 1  # the world fell behind its own schedule this tick
@@ -93,6 +100,7 @@ def run_day(
     return {
         "mode": mode,
         "isolation": isolation,
+        "follow_through": follow_through,
         "characters": len(sim.agents),
         "sim_hours": hours,
         "speed_sim_min_per_s": speed,
@@ -110,6 +118,9 @@ def run_day(
         "p95_latency_ms": round(stats.p95_latency_ms),
         "mean_batch": round(stats.mean_batch_size, 2),
         "thinking_share": round(thinking_minutes / agent_minutes, 3),
+        "deciding_share": round(deciding_minutes / agent_minutes, 3),
+        "follow_through_actions": sim.counters["follow_through"],
+        "cut_short": sim.counters["cut_short"],
         "ticks": total_ticks,
         "loop_overruns": overruns,
         "world_waits": sim.counters["waits"],
@@ -135,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mode", choices=tuple(MODES), default="after")
     parser.add_argument("--isolation", choices=("thread", "process"), default="thread")
+    parser.add_argument(
+        "--follow-through",
+        choices=("on", "off"),
+        default="on",
+        help="act on a leftover purpose of the last decision while the next one is made",
+    )
     args = parser.parse_args(argv)
     result = run_day(
         args.model,
@@ -144,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         mode=args.mode,
         isolation=args.isolation,
+        follow_through=args.follow_through == "on",
     )
     result["model"] = args.model
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
@@ -153,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     RESULTS.mkdir(exist_ok=True)
     suffix = "" if (args.mode, args.isolation) == ("after", "thread") else f"-{args.mode}-{args.isolation}"
+    suffix += "" if args.follow_through == "on" else "-no-follow-through"
     path = RESULTS / f"town-day-{args.model.replace('/', '_')}{suffix}.json"
     path.write_text(json.dumps(result, indent=2), "utf-8")
     print(f"wrote {path}")

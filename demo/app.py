@@ -171,6 +171,7 @@ class DaydreamApp(App[None]):
             f"{event.kind:11} ",
             style={
                 "decision": "cyan",
+                "follow": "blue",
                 "interaction": "magenta",
                 "injected": "bold red",
                 "unmapped": "yellow",

@@ -33,10 +33,10 @@ def need_bar(value: float, width: int = 12) -> Text:
 
 
 def state_cell(agent: Agent, frame: int) -> Text:
-    """'thinking ⠋' with a spinner, or the plain state."""
+    """'⠋ thinking' with a spinner, '⠋ acting' for a leftover purpose done while deciding, or the state."""
     label: str = agent.status
-    if agent.status == "thinking":
-        label = f"{SPINNER[frame % len(SPINNER)]} thinking"
+    if agent.status == "thinking" or (agent.status == "acting" and agent.action and agent.action.provisional):
+        label = f"{SPINNER[frame % len(SPINNER)]} {agent.status}"
     return Text(label, style=STATE_STYLE[agent.status])
 
 
@@ -82,7 +82,10 @@ class Inspector(Static):
         if agent.action is not None:
             left = max(0, agent.action.end - sim.clock)
             target = f" → {agent.action.target}" if agent.action.target else ""
-            out.append(f"\nnow: {agent.action.name}{target} ({left} min left)\n", style="green")
+            while_deciding = ", while deciding anew" if agent.action.provisional else ""
+            out.append(
+                f"\nnow: {agent.action.name}{target} ({left} min left{while_deciding})\n", style="green"
+            )
         if agent.motivation is not None:
             source = agent.decision_source or "?"
             latency = (
@@ -94,7 +97,8 @@ class Inspector(Static):
             out.append(f"[{source}]", style=SOURCE_STYLE.get(source, ""))
             out.append(f" {latency}\n")
             for i, (key, purpose) in enumerate(zip("abc", agent.motivation.purposes(), strict=True)):
-                mark = "▶" if i == agent.chosen else " "
+                following = agent.action.purpose if agent.action and agent.action.provisional else None
+                mark = "▶" if i == agent.chosen else "▷" if purpose == following else " "
                 out.append(f"{mark} {key}. {purpose}\n", style="bold" if i == agent.chosen else "")
         memories = agent.memory.retrieve(sim.clock, k=3)
         if memories:

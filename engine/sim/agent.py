@@ -49,6 +49,7 @@ class CurrentAction:
     place: str
     target: str | None = None
     travel_minutes: int = 0
+    provisional: bool = False  # a purpose left over from the last decision, done while a new one is made
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Agent:
     decision_source: str | None = None
     decision_latency_ms: float | None = None
     decisions: int = 0
+    spare: list[int] = field(default_factory=list)  # purposes of ``motivation`` not acted on yet
 
     @property
     def name(self) -> str:
@@ -136,6 +138,7 @@ class Agent:
             "decision_source": self.decision_source,
             "decision_latency_ms": self.decision_latency_ms,
             "decisions": self.decisions,
+            "spare": list(self.spare),
         }
 
     @classmethod
@@ -159,4 +162,5 @@ class Agent:
         agent.decision_source = data["decision_source"]
         agent.decision_latency_ms = data["decision_latency_ms"]
         agent.decisions = data["decisions"]
+        agent.spare = [int(i) for i in data.get("spare", [])]  # saves from before follow-through lack it
         return agent

@@ -16,7 +16,7 @@ class Event:
     """Something that happened in the world."""
 
     minute: int
-    kind: str  # decision, action, arrival, interaction, injected, unmapped, fallback
+    kind: str  # decision, follow (a leftover purpose while deciding), interaction, injected, unmapped, ...
     text: str
     actors: list[str] = field(default_factory=list)
     place: str | None = None

@@ -8,6 +8,13 @@ the service with a priority and a deadline. The world keeps ticking while the mo
 Motivation arrives, a chooser picks one purpose, a mapper turns it into a catalog action with a
 target, and the action starts. ``lockstep=True`` waits for each decision at its due minute, which
 makes a run with the rules backend reproducible byte for byte.
+
+Follow-through (on by default unless lockstep): a decision gives three purposes and one is acted
+on. While the next decision is being made, a character does not stand still: it takes up one of
+the two purposes it did not choose last time (the chooser picks, with today's needs), marked
+provisional. When the new decision lands, the provisional action stops where it is (its effects
+count in proportion to the time spent) and the new decision takes over. An interrupting event voids
+the leftover purposes: they answered a situation that no longer holds.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from engine.service import DecisionService
 from engine.sim.agent import Agent, CurrentAction
 from engine.sim.chooser import Chooser, WeightedChooser
 from engine.sim.events import Event, EventBus
-from engine.sim.mapper import ActionMapper, KeywordMapper
+from engine.sim.mapper import ActionMapper, KeywordMapper, MappedAction
 from engine.sim.situation import build_profile, build_situation
 from engine.sim.world import NEEDS, WorldSpec, format_clock, load_world
 from engine.ticket import Ticket
@@ -70,6 +77,7 @@ class Simulation:
         deadline_s: float | None = None,
         think_minutes: int = 1,
         tick_minutes: int = 5,
+        follow_through: bool | None = None,
     ) -> None:
         self.world = world
         self.cast = cast
@@ -79,6 +87,7 @@ class Simulation:
         self.chooser = chooser or WeightedChooser(world)
         self.mapper = mapper or KeywordMapper(world)
         self.lockstep = lockstep
+        self.follow_through = (not lockstep) if follow_through is None else follow_through
         self.deadline_s = deadline_s
         self.think_minutes = think_minutes
         self.tick_minutes = tick_minutes
@@ -86,7 +95,8 @@ class Simulation:
         self.bus = EventBus()
         self.pending: dict[str, _Pending] = {}
         self.interrupted: set[str] = set()
-        self.counters = {"decisions": 0, "waits": 0, "ran_ahead": 0, "unmapped": 0, "interactions": 0}
+        self.counters = {"decisions": 0, "waits": 0, "ran_ahead": 0, "unmapped": 0, "interactions": 0,
+                         "follow_through": 0, "cut_short": 0}  # fmt: skip
         self.agents: dict[str, Agent] = {}
         for profile in cast.characters:
             res = world.residents[profile.name]
@@ -141,21 +151,52 @@ class Simulation:
 
     def _request_decisions(self) -> None:
         for agent in self._ordered():
-            if agent.status != "idle" or agent.name in self.pending:
+            if agent.status != "idle":
                 continue
-            profile = build_profile(agent)
-            situation = build_situation(agent, self.agents, self.clock)
-            interrupted = agent.name in self.interrupted
-            priority = 10 if interrupted else 1 + len(agent.pressing())
-            seed = self.rng.randrange(2**31)
-            ticket = self.service.submit(
-                profile, situation, priority=priority, deadline_s=self.deadline_s, seed=seed
-            )
-            self.pending[agent.name] = _Pending(
-                ticket, self.clock + self.think_minutes, seed, priority, profile, situation
-            )
-            self.interrupted.discard(agent.name)
-            agent.status = "thinking"
+            if agent.name not in self.pending:
+                self._submit(agent)
+            agent.status = "acting" if self._follow_through(agent) else "thinking"
+
+    def _submit(self, agent: Agent) -> None:
+        profile = build_profile(agent)
+        situation = build_situation(agent, self.agents, self.clock)
+        interrupted = agent.name in self.interrupted
+        priority = 10 if interrupted else 1 + len(agent.pressing())
+        seed = self.rng.randrange(2**31)
+        ticket = self.service.submit(
+            profile, situation, priority=priority, deadline_s=self.deadline_s, seed=seed
+        )
+        self.pending[agent.name] = _Pending(
+            ticket, self.clock + self.think_minutes, seed, priority, profile, situation
+        )
+        self.interrupted.discard(agent.name)
+
+    def _follow_through(self, agent: Agent) -> bool:
+        """Start one of the last decision's unchosen purposes while a new decision is made."""
+        if not self.follow_through or agent.motivation is None or not agent.spare:
+            return False
+        purposes = agent.motivation.purposes()
+        people = sorted(self.agents)
+        options = [
+            self.mapper.map(purposes[i], agent.name, people, agent.home, agent.work) for i in agent.spare
+        ]
+        pick = self.chooser.choose(agent, options, self.rng)
+        index = agent.spare.pop(pick)
+        self.counters["follow_through"] += 1
+        self._start_action(agent, purposes[index], options[pick], provisional=True)
+        return True
+
+    def _cut_short(self, agent: Agent) -> None:
+        """Stop a provisional action where it is; its effects count for the share of it done."""
+        action = agent.action
+        if action is None or not action.provisional or agent.status != "acting":
+            return
+        spec = self.world.action(action.name)
+        done = self.clock - action.start - action.travel_minutes
+        share = min(1.0, max(0.0, done / spec.duration_minutes)) if spec.duration_minutes else 1.0
+        agent.apply({need: delta * share for need, delta in spec.effects.items()})
+        agent.status = "idle"
+        self.counters["cut_short"] += 1
 
     def collect_decisions(self) -> None:
         """Apply decisions that are due and ready (in lockstep, wait for due ones)."""
@@ -172,8 +213,10 @@ class Simulation:
                 ticket.wait()
             del self.pending[agent.name]
             if ticket.cancelled():
-                agent.status = "idle"
+                if agent.status == "thinking":
+                    agent.status = "idle"
                 continue
+            self._cut_short(agent)
             self._apply_decision(agent, ticket)
 
     def _apply_decision(self, agent: Agent, ticket: Ticket) -> None:
@@ -184,39 +227,55 @@ class Simulation:
             for p in result.motivation.purposes()
         ]
         index = self.chooser.choose(agent, options, self.rng)
-        mapped = options[index]
-        purpose = result.motivation.purposes()[index]
+        agent.motivation, agent.chosen = result.motivation, index
+        agent.spare = [i for i in range(len(options)) if i != index]
+        agent.decision_source, agent.decision_latency_ms = result.source, result.latency_ms
+        agent.decisions += 1
+        self.counters["decisions"] += 1
+        self._start_action(
+            agent,
+            result.motivation.purposes()[index],
+            options[index],
+            data={
+                "purposes": list(result.motivation.purposes()),
+                "chosen": index,
+                "source": result.source,
+                "reason": result.reason,
+            },
+        )
+
+    def _start_action(
+        self,
+        agent: Agent,
+        purpose: str,
+        mapped: MappedAction,
+        *,
+        provisional: bool = False,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Begin the action a purpose maps to: travel, status, memory, interaction, an event."""
         spec = self.world.action(mapped.action)
         target = mapped.target if mapped.target in self.agents else None
         place = mapped.place or (self.agents[target].place if target else agent.place)
         travel = self.world.travel(agent.place, place)
-        agent.motivation, agent.chosen = result.motivation, index
-        agent.decision_source, agent.decision_latency_ms = result.source, result.latency_ms
-        agent.decisions += 1
-        self.counters["decisions"] += 1
         agent.action = CurrentAction(
-            spec.name, purpose, self.clock, self.clock + travel + spec.duration_minutes, place, target, travel
-        )
+            spec.name, purpose, self.clock, self.clock + travel + spec.duration_minutes, place, target,
+            travel, provisional,
+        )  # fmt: skip
         agent.status = "acting"
         moved = place != agent.place
         agent.place = place
         self.bus.publish(
             Event(
                 self.clock,
-                "decision",
+                "follow" if provisional else "decision",
                 f"{purpose} -> {spec.name}"
                 + (f" ({target})" if target else "")
-                + (f" @ {place}" if moved else ""),
+                + (f" @ {place}" if moved else "")
+                + (" (while deciding)" if provisional else ""),
                 [agent.name, *([target] if target else [])],
                 place,
-                {
-                    "purposes": list(result.motivation.purposes()),
-                    "chosen": index,
-                    "action": spec.name,
-                    "target": target,
-                    "source": result.source,
-                    "reason": result.reason,
-                },
+                {**(data or {}), "action": spec.name, "target": target},
             )
         )
         if mapped.unmapped:
@@ -275,6 +334,7 @@ class Simulation:
             agent.remember(self.clock, text, importance, [], place or agent.place)
             if importance >= INTERRUPT_IMPORTANCE:
                 self.interrupted.add(agent.name)
+                agent.spare = []  # the leftover purposes answered a situation that no longer holds
                 pending = self.pending.pop(agent.name, None)
                 if pending is not None:
                     pending.ticket.cancel()
@@ -348,7 +408,7 @@ class Simulation:
             sim = cls(world, cast, service, seed=state["seed"], **kwargs)
             sim.clock = state["clock"]
             sim.rng.setstate(_rng_from_json(state["rng"]))
-            sim.counters = dict(state["counters"])
+            sim.counters.update(state["counters"])
             sim.interrupted = set(state["interrupted"])
             sim.agents = {name: Agent.from_dict(data) for name, data in state["agents"].items()}
             sim.initial_affinity = {(a, o): v for a, o, v in state["initial_affinity"]}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from characters import Situation
+from characters import Motivation, Situation
 from engine import DecisionService
 from engine.sim.agent import Agent
 from engine.sim.mapper import KeywordMapper
@@ -308,3 +308,117 @@ def test_situation_text_reflects_needs_people_and_feelings(town):
     assert s.location == "Town Square" and "hungry" in s.context
     assert any(n.startswith("Owen Price (likes them") for n in s.nearby)
     assert isinstance(s, Situation)
+
+
+def _leftovers(name):
+    first = name.split()[0]
+    return Motivation(
+        purpose_a=f"{first} opens the bakery for the morning customers, because the bread is ready.",
+        purpose_b=f"{first} eats breakfast at the bakery counter, because the morning was long.",
+        purpose_c=f"{first} walks down to the river to relax, because the week has been loud.",
+    )
+
+
+def _step_until(sim, done, limit_minutes=600):
+    for _ in range(limit_minutes // 5):
+        if done():
+            return
+        sim.step(5)
+    raise AssertionError("the condition never held")
+
+
+def test_a_character_takes_up_its_leftover_purposes_while_the_next_decision_is_made(town, tmp_path):
+    backend = FakeBackend()
+    backend.release.clear()  # the next decision takes a long time
+    service = DecisionService(backend)
+    sim = make_sim(town, service, lockstep=False)
+    assert sim.follow_through  # on by default outside lockstep
+    agent = sim.agents["Maya Lindqvist"]
+    motivation = _leftovers(agent.name)
+    agent.motivation, agent.chosen, agent.spare, agent.place = motivation, 0, [1, 2], "Bakery"
+    sim.step(5)
+    assert "Maya Lindqvist" in sim.pending
+    first = agent.action
+    assert agent.status == "acting" and first.provisional
+    assert first.purpose in motivation.purposes()[1:] and len(agent.spare) == 1
+    assert all(a.status == "thinking" for a in sim.agents.values() if a is not agent)  # nothing left over
+    follow = [e for e in sim.bus.recent if e.kind == "follow"]
+    assert len(follow) == 1 and follow[0].text.startswith(first.purpose)
+    assert follow[0].text.endswith("(while deciding)")
+
+    path = sim.save(tmp_path / "state.json")  # a save keeps the leftover action and what is left
+    loaded = Simulation.load(path, *town, DecisionService("rules"), lockstep=True)
+    assert loaded.agents[agent.name].action.provisional and loaded.agents[agent.name].spare == agent.spare
+    loaded.service.close()
+
+    _step_until(sim, lambda: agent.action is not first)
+    second = agent.action
+    assert second.provisional and {first.purpose, second.purpose} == set(motivation.purposes()[1:])
+    assert agent.spare == []
+    _step_until(sim, lambda: agent.status != "acting")
+    assert agent.status == "thinking" and agent.decisions == 0  # both leftovers done, still deciding
+    assert sim.counters["follow_through"] == 2 and sim.counters["cut_short"] == 0
+    backend.release.set()
+    service.close()
+
+
+def test_a_landed_decision_stops_the_leftover_action_with_effects_in_proportion(town):
+    backend = FakeBackend()
+    backend.release.clear()
+    service = DecisionService(backend)
+    sim = make_sim(town, service, lockstep=False, deadline_s=None)
+    agent = sim.agents["Maya Lindqvist"]
+    agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1], "Bakery"
+    agent.needs["hunger"] = 30.0
+    sim.step(5)
+    assert agent.action.name == "eat" and agent.action.travel_minutes == 0 and agent.action.provisional
+    start = agent.action.start
+    sim.step(10)
+    hunger = agent.needs["hunger"]
+    backend.release.set()
+    sim.pending[agent.name].ticket.wait(10)
+    sim.step(5)  # 15 of eat's 30 minutes done when the decision lands
+    assert sim.clock - start == 15
+    assert agent.needs["hunger"] == pytest.approx(hunger - 6.0 * 5 / 60 + 45 * 0.5)
+    assert agent.decisions == 1 and not agent.action.provisional and agent.action.start == sim.clock
+    assert sim.counters["cut_short"] == 1
+    service.close()
+
+
+def test_an_interrupting_event_voids_the_leftover_purposes(town):
+    backend = FakeBackend()
+    backend.release.clear()
+    service = DecisionService(backend)
+    sim = make_sim(town, service, lockstep=False)
+    agent = sim.agents["Maya Lindqvist"]
+    agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1, 2], "Bakery"
+    sim.step(5)
+    assert agent.action.provisional
+    sim.inject_event("A fire breaks out in the bakery ovens", character=agent.name, importance=9)
+    assert agent.spare == [] and agent.status == "thinking"  # not back to breakfast in a burning bakery
+    assert sim.counters["follow_through"] == 1
+    backend.release.set()
+    service.close()
+
+
+def test_lockstep_runs_without_follow_through_unless_asked(town):
+    sim = make_sim(town, seed=5)
+    assert not sim.follow_through
+    sim.step(6 * 60)
+    assert sim.counters["follow_through"] == 0
+    asked = make_sim(town, seed=5, follow_through=True)
+    decisions = []
+    asked.bus.subscribe(lambda e: decisions.append(e) if e.kind in ("decision", "follow") else None)
+    asked.step(6 * 60)
+    asked.service.close()
+    sim.service.close()
+    assert asked.counters["follow_through"] > 5
+    last = {}
+    for event in decisions:  # every leftover is an unchosen purpose of that character's last decision
+        actor = event.actors[0]
+        if event.kind == "decision":
+            purposes = list(event.data["purposes"])
+            last[actor] = [p for i, p in enumerate(purposes) if i != event.data["chosen"]]
+        else:
+            purpose = next(p for p in last[actor] if event.text.startswith(p))
+            last[actor].remove(purpose)
