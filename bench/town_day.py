@@ -2,7 +2,7 @@
 
     python -m bench.town_day [--model default] [--speed 6] [--hours 24] [--deadline 30]
                              [--mode before|after] [--isolation thread|process]
-                             [--follow-through on|off]
+                             [--follow-through on|off] [--batching continuous|whole] [--max-batch 16]
 
 The town world's 9 residents plus the 7 in bench/town_newcomers.yaml live one day. The loop runs
 at a fixed speed (sim-minutes per real second) on an absolute schedule, the way a game's update
@@ -61,16 +61,20 @@ def run_day(
     mode: str = "after",
     isolation: str = "thread",
     follow_through: bool = True,
+    continuous: bool = True,
+    max_batch: int = 16,
 ) -> dict[str, Any]:
     """Run the day in real time; returns the measurements.
 
     ``mode``: the decode path before or after the prompt cache, jump-forward and compaction;
     ``isolation``: decode in this process or in a worker process; ``follow_through``: characters
-    take up a leftover purpose of their last decision while the next one is made.
+    take up a leftover purpose of their last decision while the next one is made; ``continuous``:
+    tickets join the decode between steps (else whole batches); ``max_batch``: how many decode
+    together.
     """
     spec, cast = build_town16()
     backend = load_backend(model, isolation=isolation, **MODES[mode])
-    service = DecisionService(backend, max_batch=16)
+    service = DecisionService(backend, max_batch=max_batch, continuous=continuous)
     sim = Simulation(spec, cast, service, seed=seed, deadline_s=deadline_s, follow_through=follow_through)
     tick_s = sim.tick_minutes / speed
     total_ticks = int(hours * 60 / sim.tick_minutes)
@@ -101,6 +105,8 @@ def run_day(
         "mode": mode,
         "isolation": isolation,
         "follow_through": follow_through,
+        "batching": "continuous" if continuous else "whole",
+        "max_batch": max_batch,
         "characters": len(sim.agents),
         "sim_hours": hours,
         "speed_sim_min_per_s": speed,
@@ -152,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         default="on",
         help="act on a leftover purpose of the last decision while the next one is made",
     )
+    parser.add_argument("--batching", choices=("continuous", "whole"), default="continuous")
+    parser.add_argument("--max-batch", type=int, default=16, help="how many decisions decode together")
     args = parser.parse_args(argv)
     result = run_day(
         args.model,
@@ -162,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         mode=args.mode,
         isolation=args.isolation,
         follow_through=args.follow_through == "on",
+        continuous=args.batching == "continuous",
+        max_batch=args.max_batch,
     )
     result["model"] = args.model
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
@@ -172,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(exist_ok=True)
     suffix = "" if (args.mode, args.isolation) == ("after", "thread") else f"-{args.mode}-{args.isolation}"
     suffix += "" if args.follow_through == "on" else "-no-follow-through"
+    suffix += "" if args.batching == "continuous" else "-whole-batches"
+    suffix += "" if args.max_batch == 16 else f"-batch{args.max_batch}"
     path = RESULTS / f"town-day-{args.model.replace('/', '_')}{suffix}.json"
     path.write_text(json.dumps(result, indent=2), "utf-8")
     print(f"wrote {path}")

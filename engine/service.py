@@ -61,6 +61,7 @@ class DecisionService:
         default_deadline_s: float | None = None,
         backend_factory: Callable[[], Backend] | None = None,
         keep_finished: bool = True,
+        continuous: bool = True,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -92,6 +93,9 @@ class DecisionService:
         # poll() hands back finished tickets; a caller that never polls (the HTTP server waits on
         # each ticket itself) turns this off so finished tickets do not pile up.
         self.keep_finished = keep_finished
+        # A backend with ``generate_stream`` (llama.cpp) admits tickets between decode steps and
+        # hands each answer back as it ends, instead of whole batches; False keeps whole batches.
+        self.continuous = continuous
         self.cache: ResultCache[DecisionResult] = ResultCache(cache_size)
         self._fallback = RulesBackend()
         self._stats = StatsRecorder()
@@ -269,19 +273,31 @@ class DecisionService:
             self._queue = live
 
     def _take_batch(self) -> list[Ticket] | None:
+        if not self._wait_for_work():
+            return None
+        if self.gather_s > 0:
+            time.sleep(self.gather_s)  # let tickets submitted in the same frame join this batch
+        return self._pop_tickets(self.max_batch, at_least_one=True)
+
+    def _wait_for_work(self) -> bool:
+        """Block until the queue has a ticket (True) or the service closes (False)."""
         with self._cond:
             while not self._queue and not self._closed:
                 self._cond.wait()
-            if self._closed:
-                return None
-        if self.gather_s > 0:
-            time.sleep(self.gather_s)  # let tickets submitted in the same frame join this batch
+            return not self._closed
+
+    def _pop_tickets(self, n: int, *, at_least_one: bool) -> list[Ticket]:
+        """Up to ``n`` queued tickets for the model, best first; never blocks.
+
+        Tickets already past their deadline, or with less time left than the model takes, get
+        their fallback here instead. ``at_least_one``: when all are short of time, one goes anyway.
+        """
         batch: list[Ticket] = []
         hopeless: list[Ticket] = []
         expired: list[Ticket] = []
         with self._cond:
             now = time.monotonic()
-            while self._queue and len(batch) < self.max_batch:
+            while self._queue and len(batch) < n and not self._closed:
                 ticket = heapq.heappop(self._queue)[-1]
                 if ticket.done():
                     continue
@@ -292,7 +308,7 @@ class DecisionService:
                 else:
                     batch.append(ticket)
             # one goes anyway: the estimate may be stale, and only a batch renews it
-            if hopeless and not batch:
+            if at_least_one and hopeless and not batch:
                 batch.append(max(hopeless, key=lambda t: t.deadline or 0.0))
                 hopeless.remove(batch[0])
             self._running.update(batch)
@@ -304,6 +320,10 @@ class DecisionService:
         return batch
 
     def _work(self, backend: Backend) -> None:
+        if self.continuous and callable(getattr(backend, "generate_stream", None)):
+            while self._wait_for_work():
+                self._run_stream(backend)
+            return
         while True:
             batch = self._take_batch()
             if batch is None:
@@ -347,32 +367,9 @@ class DecisionService:
             raws = self._generate(backend, [a.request for a in live])
             failed = []
             for attempt, raw in zip(live, raws, strict=True):
-                attempt.prompt_tokens += raw.prompt_tokens
-                attempt.output_tokens += raw.output_tokens
-                try:
-                    if raw.error:
-                        raise InvalidOutput("backend", raw.error)
-                    motivation = parse_motivation(raw.text, attempt.ticket.profile.name)
-                except InvalidOutput as err:
-                    attempt.last_error = str(err)
+                attempt.attempt = round_no
+                if not self._judge(backend, attempt, raw):
                     failed.append(attempt)
-                    continue
-                source: Source = "model" if round_no == 1 else "retry"
-                if backend.name == "rules":  # the game chose no model: say so, it is not a fallback
-                    source = "rules"
-                result = DecisionResult(
-                    motivation=motivation,
-                    source=source,
-                    latency_ms=0.0,
-                    prompt_tokens=attempt.prompt_tokens,
-                    output_tokens=attempt.output_tokens,
-                    model_id=self.model_id,
-                    reason=attempt.last_error if round_no == 2 else None,
-                    attempts=round_no,
-                )
-                if self.cache.max_entries > 0:
-                    self.cache.put(attempt.request.cache_key(self.model_id, PROMPT_VERSION), result)
-                self._deliver(attempt.ticket, result, source)
             attempts = failed
             if round_no == 1:
                 for attempt in failed:
@@ -385,6 +382,108 @@ class DecisionService:
         for attempt in attempts:
             reason = f"invalid: {attempt.last_error}"
             self._deliver(attempt.ticket, self._fallback_result(attempt.ticket, reason, 2), "fallback")
+
+    def _judge(self, backend: Backend, attempt: _Attempt, raw: RawDecision) -> bool:
+        """Deliver (and cache) a valid answer; False, with the error kept, for an invalid one."""
+        attempt.prompt_tokens += raw.prompt_tokens
+        attempt.output_tokens += raw.output_tokens
+        try:
+            if raw.error:
+                raise InvalidOutput("backend", raw.error)
+            motivation = parse_motivation(raw.text, attempt.ticket.profile.name)
+        except InvalidOutput as err:
+            attempt.last_error = str(err)
+            return False
+        source: Source = "model" if attempt.attempt == 1 else "retry"
+        if backend.name == "rules":  # the game chose no model: say so, it is not a fallback
+            source = "rules"
+        result = DecisionResult(
+            motivation=motivation,
+            source=source,
+            latency_ms=0.0,
+            prompt_tokens=attempt.prompt_tokens,
+            output_tokens=attempt.output_tokens,
+            model_id=self.model_id,
+            reason=attempt.last_error if attempt.attempt == 2 else None,
+            attempts=attempt.attempt,
+        )
+        if self.cache.max_entries > 0:
+            self.cache.put(attempt.request.cache_key(self.model_id, PROMPT_VERSION), result)
+        self._deliver(attempt.ticket, result, source)
+        return True
+
+    def _run_stream(self, backend: Backend) -> None:
+        """Continuous batching: the backend takes tickets between its steps and hands each
+        answer back as it ends; a retry goes back in ahead of the queue."""
+        flights: dict[int, _Attempt] = {}  # id(request) -> its attempt, while the backend has it
+        retries: deque[_Attempt] = deque()
+        tokens = 0
+
+        def take(n: int) -> list[DecisionRequest]:
+            n = min(n, self.max_batch - len(flights))  # max_batch: how many decode together
+            out: list[_Attempt] = []
+            while retries and len(out) < n:
+                attempt = retries.popleft()
+                if not attempt.ticket.done():
+                    out.append(attempt)
+            if len(out) < n:
+                first = not flights and not out  # nothing running: one goes even if short of time
+                tickets = self._pop_tickets(n - len(out), at_least_one=first)
+                out += [_Attempt(t, self._request_for(t)) for t in tickets]
+            for attempt in out:
+                flights[id(attempt.request)] = attempt
+            return [attempt.request for attempt in out]
+
+        def emit(request: DecisionRequest, raw: RawDecision) -> None:
+            nonlocal tokens
+            attempt = flights.pop(id(request))
+            ticket = attempt.ticket
+            tokens += raw.output_tokens
+            try:
+                if not (raw.error or "").startswith(ABANDONED):
+                    self._batch_s = (
+                        raw.decode_s if self._batch_s is None else 0.7 * self._batch_s + 0.3 * raw.decode_s
+                    )
+                if self._judge(backend, attempt, raw) or ticket.done():
+                    return
+                if attempt.attempt == 1:
+                    self._stats.record_retry()
+                    attempt.attempt = 2
+                    attempt.request = self._request_for(ticket, ticket.seed + RETRY_SEED_OFFSET)
+                    retries.append(attempt)
+                    return
+                reason = f"invalid: {attempt.last_error}"
+                self._deliver(ticket, self._fallback_result(ticket, reason, 2), "fallback")
+            except Exception as err:  # a bug here must not strand the ticket nor stop the stream
+                self._deliver(
+                    ticket,
+                    self._fallback_result(ticket, f"internal: {type(err).__name__}: {err}"),
+                    "fallback",
+                )
+            finally:
+                if ticket.done():
+                    with self._cond:
+                        self._running.discard(ticket)
+
+        start = time.perf_counter()
+        mean_live = 0.0
+        while True:
+            try:
+                if self._backend_lock is not None:
+                    with self._backend_lock:
+                        mean_live = backend.generate_stream(take, emit)  # type: ignore[attr-defined]
+                else:
+                    mean_live = backend.generate_stream(take, emit)  # type: ignore[attr-defined]
+            except Exception as err:  # a broken backend must not take the game down
+                reason = f"backend: {type(err).__name__}: {err}"
+                for attempt in [*flights.values(), *retries]:
+                    self._deliver(attempt.ticket, self._fallback_result(attempt.ticket, reason), "fallback")
+                with self._cond:
+                    self._running.difference_update(a.ticket for a in [*flights.values(), *retries])
+                return
+            if self._closed or all(a.ticket.done() for a in retries):
+                break
+        self._stats.record_batch(mean_live, tokens, time.perf_counter() - start)
 
     def _watch_deadlines(self) -> None:
         while True:

@@ -46,7 +46,7 @@ class StatsRecorder:
         self._latencies_ms: deque[float] = deque(maxlen=window)
         self._sources: Counter[str] = Counter()
         self._reasons: Counter[str] = Counter()
-        self._batch_sizes: deque[int] = deque(maxlen=window)
+        self._batch_sizes: deque[float] = deque(maxlen=window)  # continuous batching: mean live
         self._output_tokens = 0
         self._decode_s = 0.0
         self._retries = 0
@@ -60,7 +60,7 @@ class StatsRecorder:
             if reason:
                 self._reasons[reason.split(":", 1)[0]] += 1
 
-    def record_batch(self, size: int, output_tokens: int, decode_s: float) -> None:
+    def record_batch(self, size: float, output_tokens: int, decode_s: float) -> None:
         """Count one backend call."""
         with self._lock:
             self._batch_sizes.append(size)
@@ -87,7 +87,7 @@ class StatsRecorder:
                 tokens_per_s=self._output_tokens / self._decode_s if self._decode_s else 0.0,
                 decisions_per_s=total / elapsed,
                 mean_batch_size=sum(batches) / len(batches) if batches else 0.0,
-                max_batch_size=max(batches, default=0),
+                max_batch_size=round(max(batches, default=0)),
                 cache_hits=self._sources.get("cache", 0),
                 retries=self._retries,
                 fallbacks=self._sources.get("fallback", 0),

@@ -59,6 +59,50 @@ class FakeBackend:
         return out
 
 
+class FakeStreamBackend(FakeBackend):
+    """FakeBackend with continuous batching: between steps it takes what the service hands over,
+    and answers each request ``steps`` steps after it joined, one by one (``generate`` still works).
+
+    ``calls`` holds each take's requests, ``streams`` counts ``generate_stream`` calls, ``live``
+    the number of requests decoding at each step.
+    """
+
+    def __init__(self, *args, steps: int = 2, step_s: float = 0.01, max_batch: int = 16, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.steps, self.step_s, self.max_batch = steps, step_s, max_batch
+        self.streams = 0
+        self.live: list[int] = []
+
+    def generate_stream(self, take, emit) -> float:
+        self.streams += 1
+        live: list[list] = []  # [request, steps left]
+        steps = total = 0
+        while True:
+            new = list(take(self.max_batch - len(live)))
+            if new:
+                self.calls.append(new)
+                live += [[request, self.steps] for request in new]
+            if not live:
+                return total / steps if steps else 0.0
+            self.release.wait(10)
+            time.sleep(self.step_s)
+            steps += 1
+            total += len(live)
+            self.live.append(len(live))
+            for item in list(live):
+                request = item[0]
+                item[1] -= 1
+                if request.is_abandoned():
+                    live.remove(item)
+                    emit(request, RawDecision(text="", error="abandoned: answered elsewhere"))
+                elif item[1] <= 0:
+                    live.remove(item)
+                    out = self.outputs.popleft() if self.outputs else self.default
+                    if isinstance(out, Exception):
+                        raise out
+                    emit(request, RawDecision(text=out, prompt_tokens=100, output_tokens=40, decode_s=0.01))
+
+
 @pytest.fixture
 def fake_backend() -> FakeBackend:
     return FakeBackend()

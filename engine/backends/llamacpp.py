@@ -227,6 +227,8 @@ class _Slot:
     cached_whole: bool = False  # the cache holds this very prompt (a retry): nothing new to store
     logit_trace: list[float] = field(default_factory=list)  # the sampled tokens' logits, for tests
     steer: SteerState | None = None
+    grammar_index: int = -1  # which of the backend's plain grammar samplers this slot may use
+    started: float = 0.0  # when a streamed slot was admitted
 
 
 @dataclass
@@ -607,6 +609,127 @@ class LlamaCppBackend:
             for slot in slots
         ]
 
+    # -- continuous batching -------------------------------------------------------------------
+
+    def generate_stream(
+        self,
+        take: Callable[[int], Sequence[DecisionRequest]],
+        emit: Callable[[DecisionRequest, RawDecision], None],
+    ) -> float:
+        """Continuous batching: admit requests between steps, hand each answer over as it ends.
+
+        Whenever fewer than ``max_batch`` sequences are live, ``take(n)`` is asked for at most
+        ``n`` more requests (it must not block); they are placed and prefilled and join the next
+        step. ``emit(request, raw)`` gets each answer the step it finishes, on the backend's
+        thread, instead of when the longest sequence of a batch ends. Returns, with the mean number
+        of live sequences per step, once nothing is live and ``take`` gives nothing.
+        """
+        return self._call(self._stream, take, emit)
+
+    def _stream(
+        self,
+        take: Callable[[int], Sequence[DecisionRequest]],
+        emit: Callable[[DecisionRequest, RawDecision], None],
+    ) -> float:
+        live: list[_Slot] = []
+        free_grammars = list(range(self.max_batch - 1, -1, -1))
+        steps = live_sum = 0
+
+        def retire(slots: list[_Slot]) -> list[_Slot]:
+            still = []
+            for slot in slots:
+                if not slot.done:
+                    still.append(slot)
+                    continue
+                self._free_slot(slot, free_grammars)
+                if self._token_log is not None:
+                    self._token_log.append((list(slot.tokens), slot.logit_trace))
+                emit(slot.request, self._raw(slot, time.perf_counter() - slot.started))
+            return still
+
+        try:
+            while True:
+                room = self.max_batch - len(live)
+                new = list(take(room)) if room > 0 and not self._stopping.is_set() else []
+                if len(new) > room:
+                    raise ValueError(f"take({room}) gave {len(new)} requests")
+                if new:
+                    live.extend(self._admit(new, live, free_grammars))
+                self._drop_abandoned(live)
+                live = retire(live)
+                if not live:
+                    if new:
+                        continue  # all of them ended at once (abandoned, too long): ask again
+                    return live_sum / steps if steps else 0.0
+                self._step(live)
+                steps += 1
+                live_sum += len(live)
+                live = retire(live)
+        except LlamaCppError as err:
+            for slot in live:
+                if not slot.done or slot.error is None:
+                    slot.done, slot.error = True, str(err)
+            live = retire(live)
+            if not self._stopping.is_set():
+                self._decode_prefix()  # leave the cache in a known state for the next call
+            return live_sum / steps if steps else 0.0
+        finally:
+            for slot in live:  # an exception from take or emit: free what is left, answer nothing
+                self._free_slot(slot, free_grammars)
+
+    def _admit(
+        self, requests: Sequence[DecisionRequest], live: list[_Slot], free_grammars: list[int]
+    ) -> list[_Slot]:
+        """New slots for ``requests`` on the ids the live ones leave free, prefilled."""
+        now = time.perf_counter()
+        slots = []
+        for request in requests:
+            index = free_grammars.pop()
+            slot = _Slot(
+                0, request, self._slot_grammar(index, request), np.random.default_rng(request.sampling.seed)
+            )
+            slot.grammar_index, slot.started = index, now
+            slot.steer = self._steer_state(request)
+            slots.append(slot)
+            if request.is_abandoned():
+                slot.done, slot.error = True, _ABANDONED
+                continue
+            slot.prompt = self.tokenize(self.render_prompt(request))
+            slot.prompt_tokens = len(slot.prompt)
+            if slot.prompt_tokens + request.sampling.max_new_tokens > self.n_ctx_per_seq:
+                slot.done = True
+                slot.error = f"prompt of {slot.prompt_tokens} tokens leaves no room in {self.n_ctx_per_seq}"
+        if self.compact_slots and not self.kv_unified:
+            self._compact(live)  # the live ids are 1..n, so the new ones run on from n + 1
+        used = {slot.seq_id for slot in live}
+        ids = [seq_id for seq_id in range(1, self.max_batch + 1) if seq_id not in used]
+        pending = self._place(slots, ids)
+        try:
+            self._prefill(pending)
+        except LlamaCppError:
+            live.extend(slots)  # the caller answers them with the error, and frees them
+            raise
+        return slots
+
+    def _free_slot(self, slot: _Slot, free_grammars: list[int]) -> None:
+        if slot.seq_id > 0:
+            llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
+        if slot.grammar_index >= 0:
+            if slot.grammar != self._grammars[slot.grammar_index]:  # an anchored one, made for it
+                llama_cpp.llama_sampler_free(slot.grammar)
+            free_grammars.append(slot.grammar_index)
+            slot.grammar_index = -1
+
+    @staticmethod
+    def _raw(slot: _Slot, elapsed: float) -> RawDecision:
+        return RawDecision(
+            text=slot.text.decode("utf-8", "replace"),
+            prompt_tokens=slot.prompt_tokens,
+            output_tokens=len(slot.tokens),
+            error=slot.error,
+            decode_s=elapsed,
+        )
+
     def _steer_state(self, request: DecisionRequest) -> SteerState | None:
         """A steering state for a character's answer; None where steering is off or has no name."""
         name = request.profile.name
@@ -713,8 +836,9 @@ class LlamaCppBackend:
     def _restore(self, blob: ctypes.Array[ctypes.c_uint8], nbytes: int, seq_id: int) -> bool:
         return bool(llama_cpp.llama_state_seq_set_data(self._ctx, blob, nbytes, seq_id))
 
-    def _place(self, slots: list[_Slot]) -> list[_Segment]:
-        """Give live slots ids 1..n and their KV start; returns what each still has to prefill.
+    def _place(self, slots: list[_Slot], ids: Sequence[int] | None = None) -> list[_Segment]:
+        """Give live slots ids 1..n (or the free ``ids``, in order) and their KV start; returns what
+        each still has to prefill.
 
         A slot starts from its character's cached prompt state where that shares more than the
         system prefix, else from the system prefix. Ids go by longest prefill first, so the
@@ -735,8 +859,9 @@ class LlamaCppBackend:
             else:
                 plans.append((slot, None, n_prefix if has_prefix else 0, None))
         plans.sort(key=lambda plan: len(plan[0].prompt) - plan[2], reverse=True)
+        ids = list(ids) if ids is not None else list(range(1, len(slots) + 1))
         segments = []
-        for seq_id, (slot, saved, start, entry_len) in enumerate(plans, start=1):
+        for seq_id, (slot, saved, start, entry_len) in zip(ids, plans, strict=False):
             slot.seq_id = seq_id
             llama_cpp.llama_memory_seq_rm(self._mem, seq_id, -1, -1)
             if saved is not None and self._restore(*saved, seq_id):
@@ -756,7 +881,7 @@ class LlamaCppBackend:
             slot.pos = start
             segments.append(_Segment(slot, slot.prompt[start:]))
         unplaced = [slot for slot in slots if slot.done]
-        for seq_id, slot in enumerate(unplaced, start=len(plans) + 1):
+        for seq_id, slot in zip(ids[len(plans) :], unplaced, strict=False):
             slot.seq_id = seq_id  # never 0 (the shared prefix) nor -1 (every sequence, to seq_rm)
         return segments
 
@@ -777,22 +902,30 @@ class LlamaCppBackend:
 
     def _decode_loop(self, active: list[_Slot]) -> None:
         while True:
-            for slot in active:
-                if not slot.done and slot.request.is_abandoned():
-                    slot.done, slot.error = True, _ABANDONED
+            self._drop_abandoned(active)
             live = [s for s in active if not s.done]
             if not live:
                 if self._token_log is not None:  # tests compare paths token for token
                     self._token_log.extend((list(s.tokens), s.logit_trace) for s in active)
                 return
-            if self.compact_slots and not self.kv_unified:
-                self._compact(live)
-            jump = self.jump_forward and self.use_grammar and len(live) <= self.jump_max_live
-            segments = []
-            for slot in sorted(live, key=lambda s: s.seq_id):
-                draft = self._draft(slot) if jump else []
-                segments.append(_Segment(slot, [slot.last_token, *draft], all_logits=bool(draft)))
-            self._run_segments(segments, self._advance)
+            self._step(live)
+
+    @staticmethod
+    def _drop_abandoned(slots: list[_Slot]) -> None:
+        for slot in slots:
+            if not slot.done and slot.request.is_abandoned():
+                slot.done, slot.error = True, _ABANDONED
+
+    def _step(self, live: list[_Slot]) -> None:
+        """One token (plus any forced run) for every live slot."""
+        if self.compact_slots and not self.kv_unified:
+            self._compact(live)
+        jump = self.jump_forward and self.use_grammar and len(live) <= self.jump_max_live
+        segments = []
+        for slot in sorted(live, key=lambda s: s.seq_id):
+            draft = self._draft(slot) if jump else []
+            segments.append(_Segment(slot, [slot.last_token, *draft], all_logits=bool(draft)))
+        self._run_segments(segments, self._advance)
 
     def _compact(self, live: list[_Slot]) -> None:
         """Move the live sequences with the highest ids into the ids finished ones left."""

@@ -150,3 +150,29 @@ def test_a_character_state_is_not_reused_for_someone_else(q4):
     raws = [q4.generate([r])[0] for r in requests]
     assert all(raw.text.startswith("{") and raw.output_tokens > 0 for raw in raws)
     assert q4.stats()["prefix_cache"]["partial_hits"] >= 2
+
+
+def test_requests_joining_a_running_decode_give_the_plain_path_tokens(f16):
+    # continuous batching: requests taken between steps of a decode already under way, prefilled
+    # in their own calls next to live sequences, still decode exactly as they would alone
+    requests = _greedy([40, 20, 28, 14])
+    _configure(f16, cache=True, jump=True)
+    plain = [(raw.text, raw.output_tokens, raw.error) for raw in f16.generate(requests)]
+    arrivals = {0: [requests[0]], 3: [requests[1], requests[2]], 9: [requests[3]]}  # take() call -> new
+    asked: list[int] = []
+    emitted = []
+
+    def take(room):
+        new = arrivals.get(len(asked), [])
+        asked.append(room)
+        return new
+
+    mean_live = f16.generate_stream(take, lambda request, raw: emitted.append((request, raw)))
+    assert len(asked) > 10 and asked[:5] == [4, 3, 3, 3, 1]  # asked each step, for the room left
+    got = {id(request): (raw.text, raw.output_tokens, raw.error) for request, raw in emitted}
+    assert [got[id(r)] for r in requests] == plain  # errors too: the short ones hit max_new_tokens
+    order = [requests.index(request) for request, _ in emitted]
+    assert order[-1] == 0 and order.index(3) < order.index(0)  # each answer leaves when it ends
+    assert 1 < mean_live <= 4
+    assert f16.stats()["prefix_cache"]["entries"] >= 4  # nothing left live in the KV cache:
+    assert all(llama_cpp.llama_memory_seq_pos_max(f16._mem, seq) == -1 for seq in range(1, 5))
