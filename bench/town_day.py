@@ -2,7 +2,7 @@
 
     python -m bench.town_day [--model default] [--speed 6] [--hours 24] [--deadline 30]
                              [--mode before|after] [--isolation thread|process]
-                             [--follow-through on|off] [--batching continuous|whole] [--max-batch 16]
+                             [--follow-through on|off] [--batching continuous|whole] [--max-batch 8]
 
 The town world's 9 residents plus the 7 in bench/town_newcomers.yaml live one day. The loop runs
 at a fixed speed (sim-minutes per real second) on an absolute schedule, the way a game's update
@@ -62,7 +62,7 @@ def run_day(
     isolation: str = "thread",
     follow_through: bool = True,
     continuous: bool = True,
-    max_batch: int = 16,
+    max_batch: int = 8,
 ) -> dict[str, Any]:
     """Run the day in real time; returns the measurements.
 
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         help="act on a leftover purpose of the last decision while the next one is made",
     )
     parser.add_argument("--batching", choices=("continuous", "whole"), default="continuous")
-    parser.add_argument("--max-batch", type=int, default=16, help="how many decisions decode together")
+    parser.add_argument("--max-batch", type=int, default=8, help="how many decisions decode together")
     args = parser.parse_args(argv)
     result = run_day(
         args.model,
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     suffix = "" if (args.mode, args.isolation) == ("after", "thread") else f"-{args.mode}-{args.isolation}"
     suffix += "" if args.follow_through == "on" else "-no-follow-through"
     suffix += "" if args.batching == "continuous" else "-whole-batches"
-    suffix += "" if args.max_batch == 16 else f"-batch{args.max_batch}"
+    suffix += "" if args.max_batch == 8 else f"-batch{args.max_batch}"
     path = RESULTS / f"town-day-{args.model.replace('/', '_')}{suffix}.json"
     path.write_text(json.dumps(result, indent=2), "utf-8")
     print(f"wrote {path}")

@@ -304,7 +304,7 @@ def build_app(
 
     notice = None
     try:
-        service = DecisionService(model=model, max_batch=16)
+        service = DecisionService(model=model)
         label = service.model_id
     except (ModelSpecError, FileNotFoundError, RuntimeError, OSError) as err:
         notice = f"model {model!r} could not load ({err}); running on the rules backend instead"

@@ -48,23 +48,37 @@ class DecisionRequest:
         return self.abandoned is not None and self.abandoned()
 
     def cache_key(self, model_id: str, prompt_version: str) -> str:
-        """Stable key over model, prompt version, inputs and sampling.
+        """Stable key over model, prompt version, inputs and sampling (see ``cache_key``)."""
+        return cache_key(model_id, prompt_version, self.profile, self.situation, self.sampling)
 
-        Built from pydantic's own JSON (field order is the models' own, so stable) rather than
-        ``model_dump`` + ``json.dumps``: a game may submit 50 decisions in one frame, and this was
-        two thirds of ``submit``.
-        """
-        s = self.sampling
-        blob = b"\x1e".join(
-            [
-                model_id.encode(),
-                prompt_version.encode(),
-                self.profile.model_dump_json().encode(),
-                self.situation.model_dump_json().encode(),
-                repr((s.temperature, s.top_p, s.top_k, s.max_new_tokens, s.seed)).encode(),
-            ]
-        )
-        return hashlib.sha256(blob).hexdigest()
+
+def cache_key(
+    model_id: str,
+    prompt_version: str,
+    profile: CharacterProfile,
+    situation: Situation,
+    sampling: Sampling,
+    seed: int | None = None,
+) -> str:
+    """Stable key over model, prompt version, inputs and sampling (``seed`` overrides its seed).
+
+    Built from pydantic's own JSON (field order is the models' own, so stable) rather than
+    ``model_dump`` + ``json.dumps``: a game may submit 50 decisions in one frame, and this was
+    two thirds of ``submit``. The service calls it without building a request first.
+    """
+    s = sampling
+    blob = b"\x1e".join(
+        [
+            model_id.encode(),
+            prompt_version.encode(),
+            profile.model_dump_json().encode(),
+            situation.model_dump_json().encode(),
+            repr(
+                (s.temperature, s.top_p, s.top_k, s.max_new_tokens, s.seed if seed is None else seed)
+            ).encode(),
+        ]
+    )
+    return hashlib.sha256(blob).hexdigest()
 
 
 @dataclass

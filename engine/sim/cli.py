@@ -34,7 +34,7 @@ def run_simulate(
         print(f"error: {err}", file=sys.stderr)
         return 2
     try:
-        service = DecisionService(model=model, max_batch=16)
+        service = DecisionService(model=model)
     except (ModelSpecError, FileNotFoundError, RuntimeError) as err:
         print(f"error: cannot load model {model!r}: {err}", file=sys.stderr)
         return 2
