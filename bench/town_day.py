@@ -82,6 +82,7 @@ def run_day(
     overruns = 0
     thinking_minutes = 0
     deciding_minutes = 0
+    settled_ticks = settled_thinking = 0  # after every character's first decision landed
     with service:
         started = time.perf_counter()
         for tick in range(total_ticks):
@@ -90,6 +91,11 @@ def run_day(
             step_ms.append((time.perf_counter() - begin) * 1000.0)
             thinking_minutes += sim.tick_minutes * sum(a.status == "thinking" for a in sim.agents.values())
             deciding_minutes += sim.tick_minutes * len(sim.pending)
+            if settled_ticks or all(a.decisions for a in sim.agents.values()):
+                settled_ticks += 1
+                settled_thinking += sim.tick_minutes * sum(
+                    a.status == "thinking" for a in sim.agents.values()
+                )
             slack = started + (tick + 1) * tick_s - time.perf_counter()
             if slack < 0:
                 overruns += 1  # the world fell behind its own schedule this tick
@@ -125,6 +131,10 @@ def run_day(
         "mean_batch": round(stats.mean_batch_size, 2),
         "thinking_share": round(thinking_minutes / agent_minutes, 3),
         "deciding_share": round(deciding_minutes / agent_minutes, 3),
+        "first_decisions_at_sim_minute": (total_ticks - settled_ticks) * sim.tick_minutes,
+        "thinking_share_after_first_decisions": round(
+            settled_thinking / max(1, len(sim.agents) * settled_ticks * sim.tick_minutes), 3
+        ),
         "follow_through_actions": sim.counters["follow_through"],
         "cut_short": sim.counters["cut_short"],
         "ticks": total_ticks,

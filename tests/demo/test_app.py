@@ -148,3 +148,28 @@ def test_snapshot_inspector(snap_compare, tmp_path):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(160, 48), run_before=select)
+
+
+def test_a_leftover_purpose_shows_as_acting_with_a_spinner(tmp_path):
+    from characters import Motivation
+    from demo.widgets import SPINNER, state_cell
+
+    backend = FakeBackend()
+    backend.release.clear()  # the next decision is still being made
+    sim = Simulation.from_world("town", DecisionService(backend), seed=1)
+    agent = sim.agents["Maya Lindqvist"]
+    agent.motivation = Motivation(
+        purpose_a="Maya opens the bakery for the morning customers, because the bread is ready.",
+        purpose_b="Maya eats breakfast at the bakery counter, because the morning was long.",
+        purpose_c="Maya walks down to the river to relax, because the week has been loud.",
+    )
+    agent.chosen, agent.spare = 0, [1, 2]
+    sim.step(5)
+    assert agent.action.provisional
+    assert state_cell(agent, 3).plain == f"{SPINNER[3]} acting"
+    others = [a for a in sim.agents.values() if a is not agent]
+    assert all(state_cell(a, 3).plain == f"{SPINNER[3]} thinking" for a in others)
+    agent.action.provisional = False
+    assert state_cell(agent, 3).plain == "acting"
+    backend.release.set()
+    sim.service.close()
