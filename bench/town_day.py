@@ -83,6 +83,8 @@ def run_day(
     thinking_minutes = 0
     deciding_minutes = 0
     settled_ticks = settled_thinking = 0  # after every character's first decision landed
+    unmapped: list[str] = []
+    sim.bus.subscribe(lambda e: unmapped.append(e.text) if e.kind == "unmapped" else None)
     with service:
         started = time.perf_counter()
         for tick in range(total_ticks):
@@ -143,6 +145,7 @@ def run_day(
         "step_ms_max": round(max(step_ms), 2),
         "step_ms_p99": round(sorted(step_ms)[int(0.99 * (len(step_ms) - 1))], 2),
         "unmapped": sim.counters["unmapped"],
+        "unmapped_purposes": unmapped[:40],
         "interactions": sim.counters["interactions"],
         "prompt_cache": decode_stats.get("prefix_cache", {}),
     }
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     result["model"] = args.model
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
-    rows = [[k, v] for k, v in result.items() if k not in ("model", "machine")]
+    rows = [[k, v] for k, v in result.items() if k not in ("model", "machine", "unmapped_purposes")]
     print(
         table(f"16-character town, one day on {args.model} ({result['machine']})", ["measure", "value"], rows)
     )

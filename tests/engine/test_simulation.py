@@ -82,6 +82,13 @@ MAPPER_CASES = [
         "Grace Holloway",
     ),
     ("Maya Lindqvist calls Sam for a chat because she needs company.", "socialize", "Sam Okafor"),
+    # leftover purposes the town day found unmapped
+    (
+        "Maya Lindqvist lets the day's gossip slip to Grace Holloway, because the paper will print it.",
+        "socialize",
+        "Grace Holloway",
+    ),
+    ("Maya Lindqvist writes the day's schedule on a piece of paper before the ovens heat.", "work", None),
     ("Maya Lindqvist invites Priya over to feel less alone.", "socialize", "Priya Nair"),
     ("Maya Lindqvist goes to apologize to Owen, because the silence hurts.", "apologize", "Owen Price"),
     ("Maya Lindqvist writes Owen a letter to make peace.", "apologize", "Owen Price"),
