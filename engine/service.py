@@ -421,14 +421,22 @@ class DecisionService:
         answer back as it ends; a retry goes back in ahead of the queue."""
         flights: dict[int, _Attempt] = {}  # id(request) -> its attempt, while the backend has it
         retries: deque[_Attempt] = deque()
-        tokens = 0
+        tokens = asked = 0
+
+        def forget(ticket: Ticket) -> None:
+            with self._cond:
+                self._running.discard(ticket)
 
         def take(n: int) -> list[DecisionRequest]:
+            nonlocal asked
+            asked += 1
             n = min(n, self.max_batch - len(flights))  # max_batch: how many decode together
             out: list[_Attempt] = []
             while retries and len(out) < n:
                 attempt = retries.popleft()
-                if not attempt.ticket.done():
+                if attempt.ticket.done():
+                    forget(attempt.ticket)  # answered meanwhile (its deadline): nothing to retry
+                else:
                     out.append(attempt)
             if len(out) < n:
                 first = not flights and not out  # nothing running: one goes even if short of time
@@ -444,7 +452,8 @@ class DecisionService:
             ticket = attempt.ticket
             tokens += raw.output_tokens
             try:
-                if not (raw.error or "").startswith(ABANDONED):
+                if raw.output_tokens and not (raw.error or "").startswith(ABANDONED):
+                    # how long a decision takes here, for admission (an instant error says nothing)
                     self._batch_s = (
                         raw.decode_s if self._batch_s is None else 0.7 * self._batch_s + 0.3 * raw.decode_s
                     )
@@ -466,11 +475,10 @@ class DecisionService:
                 )
             finally:
                 if ticket.done():
-                    with self._cond:
-                        self._running.discard(ticket)
+                    forget(ticket)
 
         start = time.perf_counter()
-        mean_live = 0.0
+        passes, live_sum = 0, 0.0
         while True:
             try:
                 if self._backend_lock is not None:
@@ -478,16 +486,26 @@ class DecisionService:
                         mean_live = backend.generate_stream(take, emit)  # type: ignore[attr-defined]
                 else:
                     mean_live = backend.generate_stream(take, emit)  # type: ignore[attr-defined]
+                passes, live_sum = passes + 1, live_sum + mean_live
+                failure = None if asked else "backend: it took no request"
             except Exception as err:  # a broken backend must not take the game down
-                reason = f"backend: {type(err).__name__}: {err}"
-                for attempt in [*flights.values(), *retries]:
-                    self._deliver(attempt.ticket, self._fallback_result(attempt.ticket, reason), "fallback")
-                with self._cond:
-                    self._running.difference_update(a.ticket for a in [*flights.values(), *retries])
+                failure = f"backend: {type(err).__name__}: {err}"
+            if failure is not None:
+                # a backend that fails before taking anything would leave the queue as it is and
+                # this worker spinning on it: what waits gets the fallback, as in whole batches
+                stranded = [a.ticket for a in [*flights.values(), *retries]]
+                if not asked:
+                    stranded += self._pop_tickets(self.max_batch, at_least_one=True)
+                for ticket in stranded:
+                    self._deliver(ticket, self._fallback_result(ticket, failure), "fallback")
+                    forget(ticket)
                 return
             if self._closed or all(a.ticket.done() for a in retries):
                 break
-        self._stats.record_batch(mean_live, tokens, time.perf_counter() - start)
+        for attempt in retries:  # answered by their deadline while waiting for a slot
+            forget(attempt.ticket)
+        if tokens:
+            self._stats.record_batch(live_sum / passes, tokens, time.perf_counter() - start)
 
     def _watch_deadlines(self) -> None:
         while True:

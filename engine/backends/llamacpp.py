@@ -194,16 +194,15 @@ def _release(executor: ThreadPoolExecutor, native: _Native, stopping: threading.
     It must never block: the garbage collector may run it on any thread, the game's included.
     It holds the executor, so the backend's thread is still alive when a backend in a reference
     cycle is collected; the free is queued behind any call in flight, which ``stopping`` ends at
-    its next step.
+    its next step (a call from the backend's own thread included).
     """
     stopping.set()
-    if threading.get_ident() == native.owner:
+    try:
+        # queued even on the backend's own thread: a ticket callback there (continuous batching
+        # delivers on it) may close the service in the middle of a decode that still uses them
+        executor.submit(native.free)
+    except RuntimeError:  # interpreter shutdown joined the thread already: nothing else uses them
         native.free()
-    else:
-        try:
-            executor.submit(native.free)
-        except RuntimeError:  # interpreter shutdown joined the thread already: nothing else uses them
-            native.free()
     executor.shutdown(wait=False)
 
 
@@ -681,16 +680,30 @@ class LlamaCppBackend:
         self, requests: Sequence[DecisionRequest], live: list[_Slot], free_grammars: list[int]
     ) -> list[_Slot]:
         """New slots for ``requests`` on the ids the live ones leave free, prefilled."""
+        slots: list[_Slot] = []
+        try:
+            return self._admit_into(requests, live, free_grammars, slots)
+        except BaseException:
+            live.extend(slots)  # the caller answers them with the error, and frees them
+            raise
+
+    def _admit_into(
+        self,
+        requests: Sequence[DecisionRequest],
+        live: list[_Slot],
+        free_grammars: list[int],
+        slots: list[_Slot],
+    ) -> list[_Slot]:
         now = time.perf_counter()
-        slots = []
         for request in requests:
-            index = free_grammars.pop()
+            index = free_grammars[-1]
             slot = _Slot(
                 0, request, self._slot_grammar(index, request), np.random.default_rng(request.sampling.seed)
             )
+            free_grammars.pop()
             slot.grammar_index, slot.started = index, now
+            slots.append(slot)  # from here on the caller frees it, whatever fails below
             slot.steer = self._steer_state(request)
-            slots.append(slot)
             if request.is_abandoned():
                 slot.done, slot.error = True, _ABANDONED
                 continue
@@ -704,11 +717,7 @@ class LlamaCppBackend:
         used = {slot.seq_id for slot in live}
         ids = [seq_id for seq_id in range(1, self.max_batch + 1) if seq_id not in used]
         pending = self._place(slots, ids)
-        try:
-            self._prefill(pending)
-        except LlamaCppError:
-            live.extend(slots)  # the caller answers them with the error, and frees them
-            raise
+        self._prefill(pending)
         return slots
 
     def _free_slot(self, slot: _Slot, free_grammars: list[int]) -> None:

@@ -181,3 +181,30 @@ def test_a_failed_load_leaves_no_thread(tmp_path):
     with pytest.raises(LlamaCppError, match="could not load"):
         LlamaCppBackend(bad)
     assert wait_until(lambda: not new_threads(before)), new_threads(before)
+
+
+def test_closing_the_service_from_a_ticket_callback_mid_decode_is_safe():
+    # continuous batching delivers answers on the backend's own thread, so a callback that closes
+    # the service runs inside a decode that still uses llama.cpp's memory: the free must wait
+    from characters import Situation
+    from engine import DecisionService
+    from tests.conftest import load_public_cases
+
+    cases = load_public_cases()[:4]
+    service = DecisionService(model="base", max_batch=4, cache_size=0)
+    closed = threading.Event()
+
+    def close_on_first(ticket):
+        if not closed.is_set():
+            closed.set()
+            service.close()
+
+    tickets = []
+    for i, case in enumerate(cases):
+        situation = Situation(context=f"{case.situation.context} (take {i})")
+        tickets.append(service.submit(case.profile, situation, seed=i))
+        tickets[-1].add_done_callback(close_on_first)
+    assert closed.wait(120)
+    for ticket in tickets:
+        assert ticket.wait(5)  # every ticket ends: answered or cancelled
+    assert any(t.cancelled() for t in tickets)  # the close came while others still decoded

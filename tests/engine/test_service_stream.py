@@ -98,3 +98,36 @@ def test_whole_batches_remain_selectable(continuous, profile, situation):
     with DecisionService(backend, continuous=continuous) as service:
         assert service.submit(profile, situation).result(timeout=5).source == "model"
     assert backend.streams == (1 if continuous else 0)
+
+
+class _FailsBeforeTaking(FakeStreamBackend):
+    """A stream backend that raises before asking for any request, ``failures`` times."""
+
+    def __init__(self, failures, **kwargs):
+        super().__init__(**kwargs)
+        self.failures = failures
+
+    def generate_stream(self, take, emit):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("closed")
+        return super().generate_stream(take, emit)
+
+
+def test_a_backend_that_fails_before_taking_anything_answers_the_queue_and_does_not_spin(profile, situation):
+    backend = _FailsBeforeTaking(1, default=motivation_json("Chloe"))
+    with DecisionService(backend, cache_size=0) as service:
+        first = service.submit(profile, situation, seed=1).result(timeout=5)  # no deadline to save it
+        assert first.source == "fallback" and first.reason == "backend: RuntimeError: closed"
+        assert service.pending() == 0 and not service._running
+        assert service.submit(profile, situation, seed=2).result(timeout=5).source == "model"
+
+
+def test_a_retry_answered_by_its_deadline_leaves_nothing_running(profile, situation):
+    backend = FakeStreamBackend(["[1, 2, 3]"], default=motivation_json("Chloe"), steps=3, step_s=0.05)
+    with DecisionService(backend, cache_size=0) as service:
+        busy = service.submit(profile, situation, seed=1, deadline_s=0.22)  # bad at 0.15 s, retry due 0.3 s
+        assert busy.result(timeout=5).reason == "deadline"
+        _wait_for(lambda: not service._running)  # the retry was dropped and forgotten
+        assert service.stats().retries == 1
+        assert service.submit(profile, situation, seed=2).result(timeout=5).source == "model"
