@@ -91,13 +91,12 @@ def run_day(
             begin = time.perf_counter()
             sim.step(sim.tick_minutes)
             step_ms.append((time.perf_counter() - begin) * 1000.0)
-            thinking_minutes += sim.tick_minutes * sum(a.status == "thinking" for a in sim.agents.values())
+            thinking_now = sim.tick_minutes * sum(a.status == "thinking" for a in sim.agents.values())
+            thinking_minutes += thinking_now
             deciding_minutes += sim.tick_minutes * len(sim.pending)
             if settled_ticks or all(a.decisions for a in sim.agents.values()):
                 settled_ticks += 1
-                settled_thinking += sim.tick_minutes * sum(
-                    a.status == "thinking" for a in sim.agents.values()
-                )
+                settled_thinking += thinking_now
             slack = started + (tick + 1) * tick_s - time.perf_counter()
             if slack < 0:
                 overruns += 1  # the world fell behind its own schedule this tick

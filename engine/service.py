@@ -10,6 +10,7 @@ for ticket in service.poll():         # never blocks
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import sys
 import threading
@@ -345,10 +346,7 @@ class DecisionService:
     def _generate(self, backend: Backend, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
         start = time.perf_counter()
         try:
-            if self._backend_lock is not None:
-                with self._backend_lock:
-                    raws = backend.generate(requests)
-            else:
+            with self._backend_lock or contextlib.nullcontext():
                 raws = backend.generate(requests)
             if len(raws) != len(requests):
                 raise RuntimeError(f"backend returned {len(raws)} results for {len(requests)}")
@@ -359,8 +357,12 @@ class DecisionService:
         if any((r.error or "").startswith(ABANDONED) for r in raws):
             self._batch_s = max(self._batch_s or 0.0, elapsed)
         else:
-            self._batch_s = elapsed if self._batch_s is None else 0.7 * self._batch_s + 0.3 * elapsed
+            self._note_decode_time(elapsed)
         return raws
+
+    def _note_decode_time(self, seconds: float) -> None:
+        """Fold a measured decode time into the moving average that admission uses."""
+        self._batch_s = seconds if self._batch_s is None else 0.7 * self._batch_s + 0.3 * seconds
 
     def _run_batch(self, backend: Backend, batch: list[Ticket]) -> None:
         attempts = [_Attempt(t, self._request_for(t)) for t in batch]
@@ -453,10 +455,7 @@ class DecisionService:
             tokens += raw.output_tokens
             try:
                 if raw.output_tokens and not (raw.error or "").startswith(ABANDONED):
-                    # how long a decision takes here, for admission (an instant error says nothing)
-                    self._batch_s = (
-                        raw.decode_s if self._batch_s is None else 0.7 * self._batch_s + 0.3 * raw.decode_s
-                    )
+                    self._note_decode_time(raw.decode_s)  # an instant error says nothing about it
                 if self._judge(backend, attempt, raw) or ticket.done():
                     return
                 if attempt.attempt == 1:
@@ -481,10 +480,7 @@ class DecisionService:
         passes, live_sum = 0, 0.0
         while True:
             try:
-                if self._backend_lock is not None:
-                    with self._backend_lock:
-                        mean_live = backend.generate_stream(take, emit)  # type: ignore[attr-defined]
-                else:
+                with self._backend_lock or contextlib.nullcontext():
                     mean_live = backend.generate_stream(take, emit)  # type: ignore[attr-defined]
                 passes, live_sum = passes + 1, live_sum + mean_live
                 failure = None if asked else "backend: it took no request"

@@ -565,21 +565,7 @@ class LlamaCppBackend:
 
     def _generate_batch(self, requests: Sequence[DecisionRequest]) -> list[RawDecision]:
         started = time.perf_counter()
-        budget = self.n_ctx_per_seq
-        slots: list[_Slot] = []
-        for i, request in enumerate(requests):
-            grammar = self._slot_grammar(i, request)
-            slot = _Slot(i + 1, request, grammar, np.random.default_rng(request.sampling.seed))
-            slot.steer = self._steer_state(request)
-            slots.append(slot)
-            if request.is_abandoned():
-                slot.done, slot.error = True, _ABANDONED
-                continue
-            slot.prompt = self.tokenize(self.render_prompt(request))
-            slot.prompt_tokens = len(slot.prompt)
-            if slot.prompt_tokens + request.sampling.max_new_tokens > budget:
-                slot.done = True
-                slot.error = f"prompt of {slot.prompt_tokens} tokens leaves no room in {budget}"
+        slots = [self._new_slot(request, i) for i, request in enumerate(requests)]
         pending = self._place(slots)
         try:
             self._prefill(pending)
@@ -592,21 +578,36 @@ class LlamaCppBackend:
             if not self._stopping.is_set():
                 self._decode_prefix()  # leave the cache in a known state for the next batch
         finally:
-            for i, slot in enumerate(slots):
-                llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
-                if slot.grammar != self._grammars[i]:  # an anchored one, made for this request
-                    llama_cpp.llama_sampler_free(slot.grammar)
+            for slot in slots:
+                self._free_slot(slot)
         elapsed = time.perf_counter() - started
-        return [
-            RawDecision(
-                text=slot.text.decode("utf-8", "replace"),
-                prompt_tokens=slot.prompt_tokens,
-                output_tokens=len(slot.tokens),
-                error=slot.error,
-                decode_s=elapsed,
-            )
-            for slot in slots
-        ]
+        return [self._raw(slot, elapsed) for slot in slots]
+
+    def _new_slot(self, request: DecisionRequest, grammar_index: int) -> _Slot:
+        """A slot for ``request`` on plain grammar ``grammar_index``: sampler state, steering and
+        prompt, or why it cannot run. Its grammar is made last, so a failure leaves nothing to free."""
+        steer = self._steer_state(request)
+        prompt: list[int] = []
+        error = None
+        if request.is_abandoned():
+            error = _ABANDONED
+        else:
+            prompt = self.tokenize(self.render_prompt(request))
+            if len(prompt) + request.sampling.max_new_tokens > self.n_ctx_per_seq:
+                error = f"prompt of {len(prompt)} tokens leaves no room in {self.n_ctx_per_seq}"
+        grammar = self._slot_grammar(grammar_index, request)
+        return _Slot(
+            0,
+            request,
+            grammar,
+            np.random.default_rng(request.sampling.seed),
+            prompt_tokens=len(prompt),
+            done=error is not None,
+            error=error,
+            prompt=prompt,
+            steer=steer,
+            grammar_index=grammar_index,
+        )
 
     # -- continuous batching -------------------------------------------------------------------
 
@@ -653,7 +654,7 @@ class LlamaCppBackend:
                 if len(new) > room:
                     raise ValueError(f"take({room}) gave {len(new)} requests")
                 if new:
-                    live.extend(self._admit(new, live, free_grammars))
+                    self._admit(new, live, free_grammars)
                 self._drop_abandoned(live)
                 live = retire(live)
                 if not live:
@@ -678,55 +679,32 @@ class LlamaCppBackend:
 
     def _admit(
         self, requests: Sequence[DecisionRequest], live: list[_Slot], free_grammars: list[int]
-    ) -> list[_Slot]:
-        """New slots for ``requests`` on the ids the live ones leave free, prefilled."""
-        slots: list[_Slot] = []
-        try:
-            return self._admit_into(requests, live, free_grammars, slots)
-        except BaseException:
-            live.extend(slots)  # the caller answers them with the error, and frees them
-            raise
-
-    def _admit_into(
-        self,
-        requests: Sequence[DecisionRequest],
-        live: list[_Slot],
-        free_grammars: list[int],
-        slots: list[_Slot],
-    ) -> list[_Slot]:
-        now = time.perf_counter()
-        for request in requests:
-            index = free_grammars[-1]
-            slot = _Slot(
-                0, request, self._slot_grammar(index, request), np.random.default_rng(request.sampling.seed)
-            )
-            free_grammars.pop()
-            slot.grammar_index, slot.started = index, now
-            slots.append(slot)  # from here on the caller frees it, whatever fails below
-            slot.steer = self._steer_state(request)
-            if request.is_abandoned():
-                slot.done, slot.error = True, _ABANDONED
-                continue
-            slot.prompt = self.tokenize(self.render_prompt(request))
-            slot.prompt_tokens = len(slot.prompt)
-            if slot.prompt_tokens + request.sampling.max_new_tokens > self.n_ctx_per_seq:
-                slot.done = True
-                slot.error = f"prompt of {slot.prompt_tokens} tokens leaves no room in {self.n_ctx_per_seq}"
+    ) -> None:
+        """Slots for ``requests`` on the ids the live ones leave free, prefilled. Each joins
+        ``live`` as it is made, so the caller answers and frees it whatever fails here."""
         if self.compact_slots and not self.kv_unified:
             self._compact(live)  # the live ids are 1..n, so the new ones run on from n + 1
         used = {slot.seq_id for slot in live}
         ids = [seq_id for seq_id in range(1, self.max_batch + 1) if seq_id not in used]
-        pending = self._place(slots, ids)
-        self._prefill(pending)
-        return slots
+        now = time.perf_counter()
+        slots = []
+        for request in requests:
+            slot = self._new_slot(request, free_grammars[-1])
+            free_grammars.pop()
+            slot.started = now
+            slots.append(slot)
+            live.append(slot)
+        self._prefill(self._place(slots, ids))
 
-    def _free_slot(self, slot: _Slot, free_grammars: list[int]) -> None:
+    def _free_slot(self, slot: _Slot, free_grammars: list[int] | None = None) -> None:
+        """Drop the slot's KV cells and its anchored grammar; safe to call twice."""
         if slot.seq_id > 0:
             llama_cpp.llama_memory_seq_rm(self._mem, slot.seq_id, -1, -1)
         if slot.grammar_index >= 0:
             if slot.grammar != self._grammars[slot.grammar_index]:  # an anchored one, made for it
                 llama_cpp.llama_sampler_free(slot.grammar)
-            free_grammars.append(slot.grammar_index)
+            if free_grammars is not None:
+                free_grammars.append(slot.grammar_index)
             slot.grammar_index = -1
 
     @staticmethod

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,10 +177,7 @@ class Simulation:
         if not self.follow_through or agent.motivation is None or not agent.spare:
             return False
         purposes = agent.motivation.purposes()
-        people = sorted(self.agents)
-        options = [
-            self.mapper.map(purposes[i], agent.name, people, agent.home, agent.work) for i in agent.spare
-        ]
+        options = self._map(agent, [purposes[i] for i in agent.spare])
         pick = self.chooser.choose(agent, options, self.rng)
         index = agent.spare.pop(pick)
         self.counters["follow_through"] += 1
@@ -221,11 +219,7 @@ class Simulation:
 
     def _apply_decision(self, agent: Agent, ticket: Ticket) -> None:
         result = ticket.result()
-        people = sorted(self.agents)
-        options = [
-            self.mapper.map(p, agent.name, people, agent.home, agent.work)
-            for p in result.motivation.purposes()
-        ]
+        options = self._map(agent, result.motivation.purposes())
         index = self.chooser.choose(agent, options, self.rng)
         agent.motivation, agent.chosen = result.motivation, index
         agent.spare = [i for i in range(len(options)) if i != index]
@@ -243,6 +237,11 @@ class Simulation:
                 "reason": result.reason,
             },
         )
+
+    def _map(self, agent: Agent, purposes: Sequence[str]) -> list[MappedAction]:
+        """Each purpose as the catalog action (and target) it maps to for ``agent``."""
+        people = sorted(self.agents)
+        return [self.mapper.map(p, agent.name, people, agent.home, agent.work) for p in purposes]
 
     def _start_action(
         self,
