@@ -38,7 +38,7 @@ from typing import Any
 from bench.decisions import bench_repeat, bench_single, bench_world, load_cases, requests_for, table
 from bench.world import world_beats
 from characters import Case, Motivation
-from engine.backends.llamacpp import QUANT_TYPES, LlamaCppBackend, quantize_gguf
+from engine.backends.llamacpp import QUANT_CHOICES, LlamaCppBackend, quantize_gguf
 
 RESULTS = Path(__file__).parent / "results"
 DEFAULT_QUANTS = ("Q4_0", "Q4_K_M", "Q5_K_M", "Q8_0")
@@ -231,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny setting: checks the code runs")
     args = parser.parse_args(argv)
     quants = [q.strip() for q in args.quants.split(",") if q.strip()]
-    unknown = [q for q in quants if q not in QUANT_TYPES]
+    unknown = [q for q in quants if q not in QUANT_CHOICES]
     if unknown:
-        parser.error(f"unknown quant types {unknown}; choose from {', '.join(QUANT_TYPES)}")
+        parser.error(f"unknown quant types {unknown}; choose from {', '.join(QUANT_CHOICES)}")
     cases = load_cases(args.cases)
     if args.quick:
         quants, cases = quants[:2], cases[:3]

@@ -106,7 +106,8 @@ class DPOSettings(BaseModel):
     learning_rate: float = 5e-5
 
 
-QuantType = Literal["Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q8_0", "F16"]  # llama.cpp's, as quantize_gguf
+# llama.cpp's types and the mixes of them that quantize_gguf knows (QUANT_CHOICES)
+QuantType = Literal["Q4_0", "Q4_1", "Q4_K_M", "Q5_K_M", "Q8_0", "F16", "Q5_0", "IQ4_NL", "Q4_K_M-IQ4"]
 
 
 class ExportSettings(BaseModel):

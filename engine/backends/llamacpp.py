@@ -1154,20 +1154,41 @@ QUANT_TYPES = {
     "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
     "F16": "LLAMA_FTYPE_MOSTLY_F16",
     "Q4_1": "LLAMA_FTYPE_MOSTLY_Q4_1",
+    "Q5_0": "LLAMA_FTYPE_MOSTLY_Q5_0",
+    "IQ4_NL": "LLAMA_FTYPE_MOSTLY_IQ4_NL",
 }
+# Mixes: a llama.cpp type with some tensors (regex on the GGUF tensor name) of another type.
+# Q4_K_M on 576-wide tensors falls back to q5_0 for most matrices (k-quants need 256-wide rows);
+# "Q4_K_M-IQ4" keeps its choices for the sensitive attn_v and ffn_down and writes the other
+# matrices as iq4_nl (32-wide blocks, a faster kernel on x86).
+QUANT_MIXES: dict[str, tuple[str, dict[str, str]]] = {
+    "Q4_K_M-IQ4": ("Q4_K_M", {r"attn_(q|k|output)\.weight|ffn_(gate|up)\.weight": "IQ4_NL"}),
+}
+QUANT_CHOICES = (*QUANT_TYPES, *QUANT_MIXES)
 
 
 def quantize_gguf(src: str | Path, dst: str | Path, quant: str = "Q4_K_M", *, threads: int = 0) -> None:
-    """Quantize a GGUF with llama.cpp (requantizing allowed), writing ``dst`` atomically."""
-    if quant not in QUANT_TYPES:
-        raise ValueError(f"unknown quant type {quant!r}; choose from {', '.join(QUANT_TYPES)}")
+    """Quantize a GGUF with llama.cpp (requantizing allowed), writing ``dst`` atomically.
+
+    ``quant``: a llama.cpp type (QUANT_TYPES) or a mix of them (QUANT_MIXES).
+    """
+    if quant not in QUANT_CHOICES:
+        raise ValueError(f"unknown quant type {quant!r}; choose from {', '.join(QUANT_CHOICES)}")
+    base, overrides = QUANT_MIXES.get(quant, (quant, {}))
     _init_backend(verbose=False)
     dst = Path(dst)
     tmp = dst.with_name(f".{dst.name}.partial")
     params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, QUANT_TYPES[quant])
+    params.ftype = getattr(llama_cpp, QUANT_TYPES[base])
     params.allow_requantize = True
     params.nthread = threads
+    # a C array of (pattern, type) ended by a null pattern; kept alive until the call returns
+    table = (llama_cpp.llama_model_tensor_override * (len(overrides) + 1))()
+    for i, (pattern, type_name) in enumerate(overrides.items()):
+        table[i].pattern = pattern.encode()
+        table[i].type = getattr(llama_cpp, f"GGML_TYPE_{type_name}")
+    if overrides:
+        params.tt_overrides = ctypes.cast(table, ctypes.POINTER(llama_cpp.llama_model_tensor_override))
     rc = llama_cpp.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
     if rc != 0:
         tmp.unlink(missing_ok=True)

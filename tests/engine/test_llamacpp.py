@@ -183,3 +183,27 @@ def test_abandoned_requests_stop_decoding_and_free_their_slot(base_backend):
     assert raws[0].error.startswith("abandoned") and raws[0].output_tokens == 0
     assert raws[1].error.startswith("abandoned") and 1 <= raws[1].output_tokens <= 5
     assert raws[2].error is None and raws[2].output_tokens > 20
+
+
+def test_a_quant_mix_writes_its_override_tensors_and_keeps_the_others(tmp_path):
+    from gguf import GGUFReader
+
+    path = tmp_path / "mix.gguf"
+    quantize_gguf(ensure_base_gguf(), path, "Q4_K_M-IQ4")
+    types: dict[str, set[str]] = {}
+    for tensor in GGUFReader(path).tensors:
+        kind = tensor.name.split(".", 2)[-1] if tensor.name.startswith("blk.") else tensor.name
+        types.setdefault(kind, set()).add(tensor.tensor_type.name)
+    for kind in ("attn_q.weight", "attn_k.weight", "attn_output.weight", "ffn_gate.weight", "ffn_up.weight"):
+        assert types[kind] == {"IQ4_NL"}, kind
+    # attn_v and ffn_down keep Q4_K_M's choices on this 576-wide model: never the override
+    assert "IQ4_NL" not in types["attn_v.weight"] | types["ffn_down.weight"]
+    assert types["ffn_down.weight"] & {"Q4_K", "Q6_K"}
+    backend = LlamaCppBackend(path, max_batch=2, n_ctx_per_seq=640)
+    try:
+        (raw,) = backend.generate(requests(1, temperature=0.0))
+        parse_motivation(raw.text, load_public_cases()[0].profile.name)
+    finally:
+        backend.close()
+    with pytest.raises(ValueError, match=r"unknown quant type 'Q3_X'.*Q4_K_M-IQ4"):
+        quantize_gguf(ensure_base_gguf(), tmp_path / "bad.gguf", "Q3_X")
