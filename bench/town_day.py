@@ -1,8 +1,9 @@
 """One simulated day of a 16-character town on a real model, driven like a game drives it.
 
-    python -m bench.town_day [--model default] [--speed 6] [--hours 24] [--deadline 30]
+    python -m bench.town_day [--model default] [--speed 6] [--hours 24] [--deadline 30|none]
+                             [--residents 16|9]
                              [--mode before|after] [--isolation thread|process]
-                             [--follow-through on|off] [--batching continuous|whole] [--max-batch 8]
+                             [--follow-through on|off] [--reflex on|off] [--batching continuous|whole] [--max-batch 8]
 
 The town world's 9 residents plus the 7 in bench/town_newcomers.yaml live one day. The loop runs
 at a fixed speed (sim-minutes per real second) on an absolute schedule, the way a game's update
@@ -12,7 +13,8 @@ loop does, and never waits for the model: a character whose decision has not lan
 Measured: real time, decisions and decisions per second, the share answered by the model,
 the cache and the rules fallback, decision latency, how long characters spent thinking (waiting
 with nothing to do) and deciding (a decision pending, whether or not they act on a leftover
-purpose meanwhile: follow-through, engine/sim/simulation.py), how often
+purpose meanwhile: follow-through, engine/sim/simulation.py), how long they acted on a reflex
+(the rules' first reaction while a first or post-event decision is made), how often
 the loop itself overran its tick (the world waiting on inference: target never), and the
 longest tick.
 """
@@ -33,6 +35,7 @@ from bench.decisions import MODES, table
 from characters import Cast, CharacterProfile
 from engine.models import load_backend
 from engine.service import DecisionService
+from engine.sim.agent import Agent
 from engine.sim.simulation import Simulation
 from engine.sim.world import ResidentSpec, WorldSpec, load_world
 
@@ -51,18 +54,28 @@ def build_town16() -> tuple[WorldSpec, Cast]:
     return spec, Cast(name=cast.name, setting=cast.setting, characters=people)
 
 
+def _on_reflex(agent: Agent) -> bool:
+    """Acting on the rules' first reaction (provisional, not a purpose of its latest decision)."""
+    action = agent.action
+    if agent.status != "acting" or action is None or not action.provisional:
+        return False
+    return agent.motivation is None or action.purpose not in agent.motivation.purposes()
+
+
 def run_day(
     model: str,
     *,
     speed: float,
     hours: float,
-    deadline_s: float,
+    deadline_s: float | None,
     seed: int,
     mode: str = "after",
     isolation: str = "thread",
     follow_through: bool = True,
     continuous: bool = True,
     max_batch: int = 8,
+    residents: int = 16,
+    reflex: bool = True,
 ) -> dict[str, Any]:
     """Run the day in real time; returns the measurements.
 
@@ -70,18 +83,22 @@ def run_day(
     ``isolation``: decode in this process or in a worker process; ``follow_through``: characters
     take up a leftover purpose of their last decision while the next one is made; ``continuous``:
     tickets join the decode between steps (else whole batches); ``max_batch``: how many decode
-    together.
+    together; ``reflex``: with follow-through, act on the rules' reading of the moment while a first
+    decision (or one after an interrupting event) is made; ``residents``: 16 (the town and its newcomers) or 9 (the town as the demo opens it).
+    ``deadline_s`` None: no deadline, every decision waits for the model.
     """
-    spec, cast = build_town16()
+    spec, cast = build_town16() if residents == 16 else load_world("town")
     backend = load_backend(model, isolation=isolation, **MODES[mode])
     service = DecisionService(backend, max_batch=max_batch, continuous=continuous)
-    sim = Simulation(spec, cast, service, seed=seed, deadline_s=deadline_s, follow_through=follow_through)
+    sim = Simulation(spec, cast, service, seed=seed, deadline_s=deadline_s, follow_through=follow_through,
+                     reflex=reflex and follow_through)  # fmt: skip
     tick_s = sim.tick_minutes / speed
     total_ticks = int(hours * 60 / sim.tick_minutes)
     step_ms: list[float] = []
     overruns = 0
     thinking_minutes = 0
     deciding_minutes = 0
+    reflex_minutes = 0
     settled_ticks = settled_thinking = 0  # after every character's first decision landed
     unmapped: list[str] = []
     sim.bus.subscribe(lambda e: unmapped.append(e.text) if e.kind == "unmapped" else None)
@@ -94,6 +111,7 @@ def run_day(
             thinking_now = sim.tick_minutes * sum(a.status == "thinking" for a in sim.agents.values())
             thinking_minutes += thinking_now
             deciding_minutes += sim.tick_minutes * len(sim.pending)
+            reflex_minutes += sim.tick_minutes * sum(map(_on_reflex, sim.agents.values()))
             if settled_ticks or all(a.decisions for a in sim.agents.values()):
                 settled_ticks += 1
                 settled_thinking += thinking_now
@@ -112,9 +130,11 @@ def run_day(
         "mode": mode,
         "isolation": isolation,
         "follow_through": follow_through,
+        "reflex": reflex and follow_through,
         "batching": "continuous" if continuous else "whole",
         "max_batch": max_batch,
         "characters": len(sim.agents),
+        "deadline_s": deadline_s,
         "sim_hours": hours,
         "speed_sim_min_per_s": speed,
         "real_s": round(elapsed, 1),
@@ -132,11 +152,13 @@ def run_day(
         "mean_batch": round(stats.mean_batch_size, 2),
         "thinking_share": round(thinking_minutes / agent_minutes, 3),
         "deciding_share": round(deciding_minutes / agent_minutes, 3),
+        "reflex_share": round(reflex_minutes / agent_minutes, 3),
         "first_decisions_at_sim_minute": (total_ticks - settled_ticks) * sim.tick_minutes,
         "thinking_share_after_first_decisions": round(
             settled_thinking / max(1, len(sim.agents) * settled_ticks * sim.tick_minutes), 3
         ),
         "follow_through_actions": sim.counters["follow_through"],
+        "reflex_actions": sim.counters["reflex"],
         "cut_short": sim.counters["cut_short"],
         "ticks": total_ticks,
         "loop_overruns": overruns,
@@ -159,7 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=6.0, help="sim-minutes per real second")
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument(
-        "--deadline", type=float, default=30.0, help="seconds before a decision falls back to rules"
+        "--deadline",
+        type=lambda v: None if v == "none" else float(v),
+        default=30.0,
+        help="seconds before a decision falls back to rules ('none': no deadline)",
+    )
+    parser.add_argument(
+        "--residents",
+        type=int,
+        choices=(9, 16),
+        default=16,
+        help="16: with the newcomers; 9: the demo's town",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mode", choices=tuple(MODES), default="after")
@@ -169,6 +201,12 @@ def main(argv: list[str] | None = None) -> int:
         choices=("on", "off"),
         default="on",
         help="act on a leftover purpose of the last decision while the next one is made",
+    )
+    parser.add_argument(
+        "--reflex",
+        choices=("on", "off"),
+        default="on",
+        help="with follow-through: act on the rules' reading while a first (or post-event) decision is made",
     )
     parser.add_argument("--batching", choices=("continuous", "whole"), default="continuous")
     parser.add_argument("--max-batch", type=int, default=8, help="how many decisions decode together")
@@ -184,18 +222,27 @@ def main(argv: list[str] | None = None) -> int:
         follow_through=args.follow_through == "on",
         continuous=args.batching == "continuous",
         max_batch=args.max_batch,
+        residents=args.residents,
+        reflex=args.reflex == "on",
     )
     result["model"] = args.model
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
     rows = [[k, v] for k, v in result.items() if k not in ("model", "machine", "unmapped_purposes")]
     print(
-        table(f"16-character town, one day on {args.model} ({result['machine']})", ["measure", "value"], rows)
+        table(
+            f"{args.residents}-character town, {args.hours:g} h on {args.model} ({result['machine']})",
+            ["measure", "value"],
+            rows,
+        )
     )
     RESULTS.mkdir(exist_ok=True)
     suffix = "" if (args.mode, args.isolation) == ("after", "thread") else f"-{args.mode}-{args.isolation}"
     suffix += "" if args.follow_through == "on" else "-no-follow-through"
+    suffix += "" if args.reflex == "on" or args.follow_through == "off" else "-no-reflex"
     suffix += "" if args.batching == "continuous" else "-whole-batches"
     suffix += "" if args.max_batch == 8 else f"-batch{args.max_batch}"
+    suffix += "" if args.residents == 16 else f"-{args.residents}-residents"
+    suffix += "" if args.deadline == 30.0 else f"-deadline-{args.deadline}"
     path = RESULTS / f"town-day-{args.model.replace('/', '_')}{suffix}.json"
     path.write_text(json.dumps(result, indent=2), "utf-8")
     print(f"wrote {path}")

@@ -82,10 +82,20 @@ class Inspector(Static):
         if agent.action is not None:
             left = max(0, agent.action.end - sim.clock)
             target = f" → {agent.action.target}" if agent.action.target else ""
-            while_deciding = ", while deciding anew" if agent.action.provisional else ""
+            decided = agent.motivation.purposes() if agent.motivation is not None else ()
+            reflex = agent.action.provisional and agent.action.purpose not in decided
+            while_deciding = (
+                ", first reaction while deciding"
+                if reflex
+                else ", while deciding anew"
+                if agent.action.provisional
+                else ""
+            )
             out.append(
                 f"\nnow: {agent.action.name}{target} ({left} min left{while_deciding})\n", style="green"
             )
+            if reflex:  # the rules' reading of the moment, not a purpose of the latest motivation
+                out.append(f"  {agent.action.purpose[:120]}\n", style="green")
         if agent.motivation is not None:
             source = agent.decision_source or "?"
             latency = (

@@ -71,6 +71,9 @@ class Agent:
     decision_latency_ms: float | None = None
     decisions: int = 0
     spare: list[int] = field(default_factory=list)  # purposes of ``motivation`` not acted on yet
+    # first reactions from the rules while a decision is made and no leftover purpose fits the moment
+    # (no decision yet, or an event voided them); dropped when the decision lands
+    reflex: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -139,6 +142,7 @@ class Agent:
             "decision_latency_ms": self.decision_latency_ms,
             "decisions": self.decisions,
             "spare": list(self.spare),
+            "reflex": list(self.reflex),
         }
 
     @classmethod
@@ -163,4 +167,5 @@ class Agent:
         agent.decision_latency_ms = data["decision_latency_ms"]
         agent.decisions = data["decisions"]
         agent.spare = [int(i) for i in data.get("spare", [])]  # saves from before follow-through lack it
+        agent.reflex = [str(p) for p in data.get("reflex", [])]
         return agent

@@ -15,6 +15,13 @@ the two purposes it did not choose last time (the chooser picks, with today's ne
 provisional. When the new decision lands, the provisional action stops where it is (its effects
 count in proportion to the time spent) and the new decision takes over. An interrupting event voids
 the leftover purposes: they answered a situation that no longer holds.
+
+Reflex (on with follow-through): when there is no leftover purpose that fits the moment (a
+character's first decision, or the one after an interrupting event), the character acts at once
+on the rules' reading of its situation (the same rules the service falls back to, built in well
+under a millisecond), also provisional, until the model's decision lands: at the start of a
+world nobody stands frozen waiting for the model, and a fire gets a first reaction in the tick it
+is seen, not when the model has answered.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import Any
 
 from characters import Cast, CharacterProfile, Situation
 from engine.atomic import write_text_atomic
+from engine.backends.rules import build_rule_motivation
 from engine.service import DecisionService
 from engine.sim.agent import Agent, CurrentAction
 from engine.sim.chooser import Chooser, WeightedChooser
@@ -79,6 +87,7 @@ class Simulation:
         think_minutes: int = 1,
         tick_minutes: int = 5,
         follow_through: bool | None = None,
+        reflex: bool | None = None,
     ) -> None:
         self.world = world
         self.cast = cast
@@ -89,6 +98,9 @@ class Simulation:
         self.mapper = mapper or KeywordMapper(world)
         self.lockstep = lockstep
         self.follow_through = (not lockstep) if follow_through is None else follow_through
+        if reflex and not self.follow_through:
+            raise ValueError("reflex needs follow_through: a reflex is a provisional action")
+        self.reflex = self.follow_through if reflex is None else reflex
         self.deadline_s = deadline_s
         self.think_minutes = think_minutes
         self.tick_minutes = tick_minutes
@@ -97,7 +109,7 @@ class Simulation:
         self.pending: dict[str, _Pending] = {}
         self.interrupted: set[str] = set()
         self.counters = {"decisions": 0, "waits": 0, "ran_ahead": 0, "unmapped": 0, "interactions": 0,
-                         "follow_through": 0, "cut_short": 0}  # fmt: skip
+                         "follow_through": 0, "cut_short": 0, "reflex": 0}  # fmt: skip
         self.agents: dict[str, Agent] = {}
         for profile in cast.characters:
             res = world.residents[profile.name]
@@ -171,18 +183,27 @@ class Simulation:
             ticket, self.clock + self.think_minutes, seed, priority, profile, situation
         )
         self.interrupted.discard(agent.name)
+        if self.reflex and (interrupted or agent.motivation is None) and not agent.spare:
+            agent.reflex = list(build_rule_motivation(profile, situation, seed).purposes())
 
     def _follow_through(self, agent: Agent) -> bool:
-        """Start one of the last decision's unchosen purposes while a new decision is made."""
-        if not self.follow_through or agent.motivation is None or not agent.spare:
+        """Start a leftover purpose of the last decision, or a reflex, while a new decision is made."""
+        if not self.follow_through:
             return False
-        purposes = agent.motivation.purposes()
-        options = self._map(agent, [purposes[i] for i in agent.spare])
-        pick = self.chooser.choose(agent, options, self.rng)
-        index = agent.spare.pop(pick)
-        self.counters["follow_through"] += 1
-        self._start_action(agent, purposes[index], options[pick], provisional=True)
-        return True
+        if agent.motivation is not None and agent.spare:
+            purposes = agent.motivation.purposes()
+            options = self._map(agent, [purposes[i] for i in agent.spare])
+            pick = self.chooser.choose(agent, options, self.rng)
+            index = agent.spare.pop(pick)
+            self.counters["follow_through"] += 1
+            self._start_action(agent, purposes[index], options[pick], provisional=True)
+            return True
+        if agent.reflex:  # in the rules' order: what is happening comes first
+            purpose = agent.reflex.pop(0)
+            self.counters["reflex"] += 1
+            self._start_action(agent, purpose, self._map(agent, [purpose])[0], provisional=True, reflex=True)
+            return True
+        return False
 
     def _cut_short(self, agent: Agent) -> None:
         """Stop a provisional action where it is; its effects count for the share of it done."""
@@ -223,6 +244,7 @@ class Simulation:
         index = self.chooser.choose(agent, options, self.rng)
         agent.motivation, agent.chosen = result.motivation, index
         agent.spare = [i for i in range(len(options)) if i != index]
+        agent.reflex = []
         agent.decision_source, agent.decision_latency_ms = result.source, result.latency_ms
         agent.decisions += 1
         self.counters["decisions"] += 1
@@ -250,6 +272,7 @@ class Simulation:
         mapped: MappedAction,
         *,
         provisional: bool = False,
+        reflex: bool = False,
         data: dict[str, Any] | None = None,
     ) -> None:
         """Begin the action a purpose maps to: travel, status, memory, interaction, an event."""
@@ -271,10 +294,21 @@ class Simulation:
                 f"{purpose} -> {spec.name}"
                 + (f" ({target})" if target else "")
                 + (f" @ {place}" if moved else "")
-                + (" (while deciding)" if provisional else ""),
+                + (
+                    " (first reaction, while deciding)"
+                    if reflex
+                    else " (while deciding)"
+                    if provisional
+                    else ""
+                ),
                 [agent.name, *([target] if target else [])],
                 place,
-                {**(data or {}), "action": spec.name, "target": target},
+                {
+                    **(data or {}),
+                    "action": spec.name,
+                    "target": target,
+                    **({"reflex": True} if reflex else {}),
+                },
             )
         )
         if mapped.unmapped:

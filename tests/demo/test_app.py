@@ -109,7 +109,7 @@ async def test_ui_stays_responsive_while_the_model_is_slow(tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause(0.5)
         assert backend.calls, "a batch should be decoding"
-        assert any(a.status == "thinking" for a in app.sim.agents.values())
+        assert app.sim.pending, "decisions should be waiting on the model"
         start = time.perf_counter()
         await pilot.press("space")
         await pilot.press("plus")
@@ -156,7 +156,7 @@ def test_a_leftover_purpose_shows_as_acting_with_a_spinner(tmp_path):
 
     backend = FakeBackend()
     backend.release.clear()  # the next decision is still being made
-    sim = Simulation.from_world("town", DecisionService(backend), seed=1)
+    sim = Simulation.from_world("town", DecisionService(backend), seed=1, reflex=False)
     agent = sim.agents["Maya Lindqvist"]
     agent.motivation = Motivation(
         purpose_a="Maya opens the bakery for the morning customers, because the bread is ready.",
@@ -171,5 +171,25 @@ def test_a_leftover_purpose_shows_as_acting_with_a_spinner(tmp_path):
     assert all(state_cell(a, 3).plain == f"{SPINNER[3]} thinking" for a in others)
     agent.action.provisional = False
     assert state_cell(agent, 3).plain == "acting"
+    backend.release.set()
+    sim.service.close()
+
+
+async def test_the_inspector_shows_a_first_reaction_while_the_model_decides(tmp_path):
+    backend = FakeBackend()
+    backend.release.clear()  # the first decisions are still being made
+    sim = Simulation.from_world("town", DecisionService(backend), seed=1)
+    sim.step(5)
+    agent = sim.agents["Maya Lindqvist"]
+    assert agent.decisions == 0 and agent.action.provisional
+    app = DaydreamApp(
+        sim, model_label="slow fake", running=False, save_path=tmp_path / "s.json", timings=False
+    )
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.selected = agent.name
+        app.refresh_views()
+        await pilot.pause()
+        text = str(app.query_one("#inspector").render())
+        assert "first reaction while deciding" in text and agent.action.purpose[:60] in text
     backend.release.set()
     sim.service.close()

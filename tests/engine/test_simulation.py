@@ -338,7 +338,7 @@ def test_a_character_takes_up_its_leftover_purposes_while_the_next_decision_is_m
     backend = FakeBackend()
     backend.release.clear()  # the next decision takes a long time
     service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False)
+    sim = make_sim(town, service, lockstep=False, reflex=False)
     assert sim.follow_through  # on by default outside lockstep
     agent = sim.agents["Maya Lindqvist"]
     motivation = _leftovers(agent.name)
@@ -373,7 +373,7 @@ def test_a_landed_decision_stops_the_leftover_action_with_effects_in_proportion(
     backend = FakeBackend()
     backend.release.clear()
     service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False, deadline_s=None)
+    sim = make_sim(town, service, lockstep=False, deadline_s=None, reflex=False)  # the others think
     agent = sim.agents["Maya Lindqvist"]
     agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1], "Bakery"
     agent.needs["hunger"] = 30.0
@@ -396,7 +396,7 @@ def test_an_interrupting_event_voids_the_leftover_purposes(town):
     backend = FakeBackend()
     backend.release.clear()
     service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False)
+    sim = make_sim(town, service, lockstep=False, reflex=False)
     agent = sim.agents["Maya Lindqvist"]
     agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1, 2], "Bakery"
     sim.step(5)
@@ -408,12 +408,59 @@ def test_an_interrupting_event_voids_the_leftover_purposes(town):
     service.close()
 
 
+def test_a_fire_gets_a_first_reaction_in_the_tick_it_is_seen(town):
+    backend = FakeBackend()
+    backend.release.clear()  # the model takes its time
+    service = DecisionService(backend)
+    sim = make_sim(town, service, lockstep=False)
+    assert sim.reflex  # on with follow-through
+    agent = sim.agents["Maya Lindqvist"]
+    agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1, 2], "Bakery"
+    sim.step(5)
+    breakfast = agent.action
+    assert breakfast.provisional and breakfast.purpose in _leftovers(agent.name).purposes()
+    sim.inject_event("A fire breaks out in the bakery ovens", character=agent.name, importance=9)
+    # the same call: no leftover of the old decision, a rules reaction to the fire instead
+    assert agent.spare == [] and agent.status == "acting" and agent.action is not breakfast
+    assert agent.action.provisional and "fire breaks out in the bakery ovens" in agent.action.purpose
+    reflex = [e for e in sim.bus.recent if e.kind == "follow" and e.data.get("reflex")]
+    assert reflex[-1].text.endswith("(first reaction, while deciding)")
+    assert len(agent.reflex) == 2  # the rules' other two purposes, for if the model is slower still
+    backend.release.set()
+    sim.pending[agent.name].ticket.wait(10)
+    _step_until(sim, lambda: agent.decisions == 1)
+    assert agent.reflex == [] and not agent.action.provisional  # the model's decision took over
+    assert sim.counters["cut_short"] >= 1
+    service.close()
+
+
+def test_every_character_acts_at_once_on_the_opening_while_the_first_decisions_are_made(town, tmp_path):
+    backend = FakeBackend()
+    backend.release.clear()
+    service = DecisionService(backend)
+    sim = make_sim(town, service, lockstep=False)
+    sim.step(5)
+    agents = list(sim.agents.values())
+    assert all(a.status == "acting" and a.action.provisional and a.decisions == 0 for a in agents)
+    assert sim.counters["reflex"] == len(agents) and sim.counters["follow_through"] == 0
+    for agent in agents:  # each reaction is one of the rules' purposes for that character
+        assert agent.action.purpose.startswith(agent.name) and len(agent.reflex) == 2
+    path = sim.save(tmp_path / "state.json")  # a save keeps what is left of the reflexes
+    loaded = Simulation.load(path, *town, DecisionService("rules"), lockstep=True)
+    assert all(loaded.agents[a.name].reflex == a.reflex for a in agents)
+    loaded.service.close()
+    backend.release.set()
+    service.close()
+    with pytest.raises(ValueError, match="reflex needs follow_through"):
+        make_sim(town, reflex=True)  # lockstep: no follow-through
+
+
 def test_lockstep_runs_without_follow_through_unless_asked(town):
     sim = make_sim(town, seed=5)
     assert not sim.follow_through
     sim.step(6 * 60)
     assert sim.counters["follow_through"] == 0
-    asked = make_sim(town, seed=5, follow_through=True)
+    asked = make_sim(town, seed=5, follow_through=True, reflex=False)
     decisions = []
     asked.bus.subscribe(lambda e: decisions.append(e) if e.kind in ("decision", "follow") else None)
     asked.step(6 * 60)
