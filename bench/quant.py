@@ -19,7 +19,8 @@ answers of different lengths. The per-type numbers above are sequential and only
 Recommends the fastest type (interleaved ms per output token) that meets the release bars
 (BARS: the default model's quality bars) on every set; a type replaces the registered one only
 when it is at least SWITCH_GAIN faster. Also lists types outside TOLERANCE of the best type.
-Writes bench/results/quant-<model>.json. Asserts nothing about time.
+Writes bench/results/quant-<model>.json (quant-<model>-<type>+<type>... when --quants is not the
+default four). Asserts nothing about time.
 
     python -m bench.quant --speed-only      # only the interleaved speed (minutes), no quality
 """
@@ -252,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
                   v["single_p50_ms"], v["batch16_decisions_per_s"]] for q, v in speed.items()]))  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     suffix = "-quick" if args.quick else ""
+    if tuple(quants) != DEFAULT_QUANTS:  # another choice of types does not overwrite the full table
+        suffix += "-" + "+".join(quants)
     if args.speed_only:
         path = RESULTS / f"quant-{args.model}-speed{suffix}.json"
         path.write_text(json.dumps({"model": args.model, "machine": machine, "rounds": args.rounds,

@@ -55,11 +55,8 @@ def build_town16() -> tuple[WorldSpec, Cast]:
 
 
 def _on_reflex(agent: Agent) -> bool:
-    """Acting on the rules' first reaction (provisional, not a purpose of its latest decision)."""
-    action = agent.action
-    if agent.status != "acting" or action is None or not action.provisional:
-        return False
-    return agent.motivation is None or action.purpose not in agent.motivation.purposes()
+    """Acting on the rules' first reaction while a decision is made."""
+    return agent.status == "acting" and agent.action is not None and agent.action.reflex
 
 
 def run_day(

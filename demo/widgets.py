@@ -82,8 +82,7 @@ class Inspector(Static):
         if agent.action is not None:
             left = max(0, agent.action.end - sim.clock)
             target = f" → {agent.action.target}" if agent.action.target else ""
-            decided = agent.motivation.purposes() if agent.motivation is not None else ()
-            reflex = agent.action.provisional and agent.action.purpose not in decided
+            reflex = agent.action.reflex
             while_deciding = (
                 ", first reaction while deciding"
                 if reflex

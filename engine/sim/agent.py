@@ -50,6 +50,7 @@ class CurrentAction:
     target: str | None = None
     travel_minutes: int = 0
     provisional: bool = False  # a purpose left over from the last decision, done while a new one is made
+    reflex: bool = False  # provisional, and the rules' first reaction rather than a leftover purpose
 
 
 @dataclass
@@ -157,7 +158,7 @@ class Agent:
         )
         agent.relationships = {k: Relationship(a, f) for k, (a, f) in data["relationships"].items()}
         agent.memory = Memory([MemoryItem(**m) for m in data["memory"]])
-        agent.action = None if data["action"] is None else CurrentAction(**data["action"])
+        agent.action = None if data["action"] is None else CurrentAction(**data["action"])  # older: no reflex
         agent.status = data["status"]
         agent.motivation = (
             None if data["motivation"] is None else Motivation.model_validate(data["motivation"])

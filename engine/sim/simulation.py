@@ -53,6 +53,7 @@ _FELT = {
     "apologize": "apologized to me",
 }
 INTERRUPT_IMPORTANCE = 7
+REFLEX_SEED = 0x5EED  # mixed into a decision's seed for its reflex
 NEIGHBOUR_MINUTES = 5  # an event at a place is seen from places this close (the square next to the bakery)
 
 
@@ -184,7 +185,8 @@ class Simulation:
         )
         self.interrupted.discard(agent.name)
         if self.reflex and (interrupted or agent.motivation is None) and not agent.spare:
-            agent.reflex = list(build_rule_motivation(profile, situation, seed).purposes())
+            # not the ticket's seed: a deadline fallback (the same rules) would repeat the reaction
+            agent.reflex = list(build_rule_motivation(profile, situation, seed ^ REFLEX_SEED).purposes())
 
     def _follow_through(self, agent: Agent) -> bool:
         """Start a leftover purpose of the last decision, or a reflex, while a new decision is made."""
@@ -198,7 +200,7 @@ class Simulation:
             self.counters["follow_through"] += 1
             self._start_action(agent, purposes[index], options[pick], provisional=True)
             return True
-        if agent.reflex:  # in the rules' order: what is happening comes first
+        if self.reflex and agent.reflex:  # in the rules' order: what is happening comes first
             purpose = agent.reflex.pop(0)
             self.counters["reflex"] += 1
             self._start_action(agent, purpose, self._map(agent, [purpose])[0], provisional=True, reflex=True)
@@ -282,7 +284,7 @@ class Simulation:
         travel = self.world.travel(agent.place, place)
         agent.action = CurrentAction(
             spec.name, purpose, self.clock, self.clock + travel + spec.duration_minutes, place, target,
-            travel, provisional,
+            travel, provisional, reflex,
         )  # fmt: skip
         agent.status = "acting"
         moved = place != agent.place
@@ -368,6 +370,7 @@ class Simulation:
             if importance >= INTERRUPT_IMPORTANCE:
                 self.interrupted.add(agent.name)
                 agent.spare = []  # the leftover purposes answered a situation that no longer holds
+                agent.reflex = []  # likewise a first reaction to what came before (rebuilt on submit)
                 pending = self.pending.pop(agent.name, None)
                 if pending is not None:
                     pending.ticket.cancel()

@@ -423,6 +423,7 @@ def test_a_fire_gets_a_first_reaction_in_the_tick_it_is_seen(town):
     # the same call: no leftover of the old decision, a rules reaction to the fire instead
     assert agent.spare == [] and agent.status == "acting" and agent.action is not breakfast
     assert agent.action.provisional and "fire breaks out in the bakery ovens" in agent.action.purpose
+    assert agent.action.reflex and not breakfast.reflex
     reflex = [e for e in sim.bus.recent if e.kind == "follow" and e.data.get("reflex")]
     assert reflex[-1].text.endswith("(first reaction, while deciding)")
     assert len(agent.reflex) == 2  # the rules' other two purposes, for if the model is slower still
@@ -453,6 +454,32 @@ def test_every_character_acts_at_once_on_the_opening_while_the_first_decisions_a
     service.close()
     with pytest.raises(ValueError, match="reflex needs follow_through"):
         make_sim(town, reflex=True)  # lockstep: no follow-through
+
+
+def test_a_reflex_neither_outlives_an_event_nor_plays_where_it_is_off(town, tmp_path):
+    backend = FakeBackend()
+    backend.release.clear()
+    service = DecisionService(backend)
+    sim = make_sim(town, service, lockstep=False)
+    sim.step(5)
+    agent = sim.agents["Maya Lindqvist"]
+    assert len(agent.reflex) == 2 and agent.action.reflex
+    path = sim.save(tmp_path / "state.json")
+    backend.release.set()
+    service.close()
+    # a save with reflexes left, loaded where the reflex is off: kept as saved, never played
+    held = FakeBackend()
+    held.release.clear()
+    quiet = Simulation.load(path, *town, DecisionService(held), reflex=False)
+    loaded = quiet.agents[agent.name]
+    assert loaded.reflex == agent.reflex and loaded.action.reflex
+    played = quiet.counters["reflex"]  # counters come with the save
+    quiet.inject_event("A fire breaks out in the bakery ovens", character=agent.name, importance=9)
+    assert loaded.reflex == [] and loaded.status == "thinking"  # no reaction to the time before the fire
+    quiet.step(120)
+    assert quiet.counters["reflex"] == played  # the saved leftovers of the reflexes never started
+    held.release.set()
+    quiet.service.close()
 
 
 def test_lockstep_runs_without_follow_through_unless_asked(town):
