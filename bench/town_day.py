@@ -81,7 +81,8 @@ def run_day(
     take up a leftover purpose of their last decision while the next one is made; ``continuous``:
     tickets join the decode between steps (else whole batches); ``max_batch``: how many decode
     together; ``reflex``: with follow-through, act on the rules' reading of the moment while a first
-    decision (or one after an interrupting event) is made; ``residents``: 16 (the town and its newcomers) or 9 (the town as the demo opens it).
+    decision (or one after an interrupting event) is made; ``residents``: 16 (the town and its
+    newcomers) or 9 (the town as the demo opens it).
     ``deadline_s`` None: no deadline, every decision waits for the model.
     """
     spec, cast = build_town16() if residents == 16 else load_world("town")
@@ -127,7 +128,7 @@ def run_day(
         "mode": mode,
         "isolation": isolation,
         "follow_through": follow_through,
-        "reflex": reflex and follow_through,
+        "reflex": sim.reflex,
         "batching": "continuous" if continuous else "whole",
         "max_batch": max_batch,
         "characters": len(sim.agents),

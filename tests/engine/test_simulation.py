@@ -28,6 +28,13 @@ def make_sim(town, service=None, **kwargs):
     )
 
 
+def _waiting_sim(town, **kwargs):
+    """A live (not lockstep) world whose model holds every answer until ``backend.release`` is set."""
+    backend = FakeBackend()
+    backend.release.clear()
+    return make_sim(town, DecisionService(backend), lockstep=False, **kwargs), backend
+
+
 def test_shipped_worlds_load(town):
     spec, cast = town
     assert len(cast.characters) >= 8 and len(spec.places) >= 8
@@ -201,10 +208,7 @@ def test_event_at_a_place_reaches_its_neighbours(town):
 
 
 def test_deadline_fallback_without_stopping_the_clock(town):
-    backend = FakeBackend()
-    backend.release.clear()  # the model never answers in time
-    service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False, deadline_s=0.05)
+    sim, backend = _waiting_sim(town, deadline_s=0.05)  # the model never answers in time
     start = sim.clock
     t0 = time.perf_counter()
     sim.step(5)
@@ -216,7 +220,7 @@ def test_deadline_fallback_without_stopping_the_clock(town):
     assert sources == {"fallback"}
     assert sim.counters["waits"] == 0
     backend.release.set()
-    service.close()
+    sim.service.close()
 
 
 def test_replay_is_byte_identical_with_rules(town):
@@ -335,10 +339,7 @@ def _step_until(sim, done, limit_minutes=600):
 
 
 def test_a_character_takes_up_its_leftover_purposes_while_the_next_decision_is_made(town, tmp_path):
-    backend = FakeBackend()
-    backend.release.clear()  # the next decision takes a long time
-    service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False, reflex=False)
+    sim, backend = _waiting_sim(town, reflex=False)  # the next decision takes a long time
     assert sim.follow_through  # on by default outside lockstep
     agent = sim.agents["Maya Lindqvist"]
     motivation = _leftovers(agent.name)
@@ -366,14 +367,11 @@ def test_a_character_takes_up_its_leftover_purposes_while_the_next_decision_is_m
     assert agent.status == "thinking" and agent.decisions == 0  # both leftovers done, still deciding
     assert sim.counters["follow_through"] == 2 and sim.counters["cut_short"] == 0
     backend.release.set()
-    service.close()
+    sim.service.close()
 
 
 def test_a_landed_decision_stops_the_leftover_action_with_effects_in_proportion(town):
-    backend = FakeBackend()
-    backend.release.clear()
-    service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False, deadline_s=None, reflex=False)  # the others think
+    sim, backend = _waiting_sim(town, deadline_s=None, reflex=False)  # the others think
     agent = sim.agents["Maya Lindqvist"]
     agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1], "Bakery"
     agent.needs["hunger"] = 30.0
@@ -389,14 +387,11 @@ def test_a_landed_decision_stops_the_leftover_action_with_effects_in_proportion(
     assert agent.needs["hunger"] == pytest.approx(hunger - 6.0 * 5 / 60 + 45 * 0.5)
     assert agent.decisions == 1 and not agent.action.provisional and agent.action.start == sim.clock
     assert sim.counters["cut_short"] == 1
-    service.close()
+    sim.service.close()
 
 
 def test_an_interrupting_event_voids_the_leftover_purposes(town):
-    backend = FakeBackend()
-    backend.release.clear()
-    service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False, reflex=False)
+    sim, backend = _waiting_sim(town, reflex=False)
     agent = sim.agents["Maya Lindqvist"]
     agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1, 2], "Bakery"
     sim.step(5)
@@ -405,14 +400,11 @@ def test_an_interrupting_event_voids_the_leftover_purposes(town):
     assert agent.spare == [] and agent.status == "thinking"  # not back to breakfast in a burning bakery
     assert sim.counters["follow_through"] == 1
     backend.release.set()
-    service.close()
+    sim.service.close()
 
 
 def test_a_fire_gets_a_first_reaction_in_the_tick_it_is_seen(town):
-    backend = FakeBackend()
-    backend.release.clear()  # the model takes its time
-    service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False)
+    sim, backend = _waiting_sim(town)  # the model takes its time
     assert sim.reflex  # on with follow-through
     agent = sim.agents["Maya Lindqvist"]
     agent.motivation, agent.chosen, agent.spare, agent.place = _leftovers(agent.name), 0, [1, 2], "Bakery"
@@ -432,14 +424,11 @@ def test_a_fire_gets_a_first_reaction_in_the_tick_it_is_seen(town):
     _step_until(sim, lambda: agent.decisions == 1)
     assert agent.reflex == [] and not agent.action.provisional  # the model's decision took over
     assert sim.counters["cut_short"] >= 1
-    service.close()
+    sim.service.close()
 
 
 def test_every_character_acts_at_once_on_the_opening_while_the_first_decisions_are_made(town, tmp_path):
-    backend = FakeBackend()
-    backend.release.clear()
-    service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False)
+    sim, backend = _waiting_sim(town)
     sim.step(5)
     agents = list(sim.agents.values())
     assert all(a.status == "acting" and a.action.provisional and a.decisions == 0 for a in agents)
@@ -451,22 +440,19 @@ def test_every_character_acts_at_once_on_the_opening_while_the_first_decisions_a
     assert all(loaded.agents[a.name].reflex == a.reflex for a in agents)
     loaded.service.close()
     backend.release.set()
-    service.close()
+    sim.service.close()
     with pytest.raises(ValueError, match="reflex needs follow_through"):
         make_sim(town, reflex=True)  # lockstep: no follow-through
 
 
 def test_a_reflex_neither_outlives_an_event_nor_plays_where_it_is_off(town, tmp_path):
-    backend = FakeBackend()
-    backend.release.clear()
-    service = DecisionService(backend)
-    sim = make_sim(town, service, lockstep=False)
+    sim, backend = _waiting_sim(town)
     sim.step(5)
     agent = sim.agents["Maya Lindqvist"]
     assert len(agent.reflex) == 2 and agent.action.reflex
     path = sim.save(tmp_path / "state.json")
     backend.release.set()
-    service.close()
+    sim.service.close()
     # a save with reflexes left, loaded where the reflex is off: kept as saved, never played
     held = FakeBackend()
     held.release.clear()
