@@ -46,6 +46,7 @@ from characters import LEAD_IN_MAX_WORDS, motivation_json_schema
 from engine.backends.batch_plan import plan_calls
 from engine.backends.prefix_cache import PrefixCache
 from engine.backends.steer import Steering, SteerState
+from engine.backends.thread_governor import ThreadGovernor, name_this_thread
 from engine.prompt import build_messages, build_user_message
 from engine.request import ABANDONED, DecisionRequest, RawDecision, Sampling
 
@@ -261,6 +262,7 @@ class LlamaCppBackend:
         prefix_cache_mb: float = 256.0,
         jump_forward: bool = True,
         jump_max_live: int | None = None,
+        adaptive_threads: bool = True,
         compact_slots: bool = True,
         batch_invariant: bool | None = None,
         steer_penalty: float = STEER_PENALTY,
@@ -272,6 +274,8 @@ class LlamaCppBackend:
         ``jump_forward``: feed grammar-forced tokens together with the sampled one, while at most
         ``jump_max_live`` sequences are live (default 1 with a KV stream per sequence: uneven
         token counts cost llama.cpp an extra ubatch there; all of them with ``kv_unified``).
+        ``adaptive_threads``: use fewer threads than ``n_threads`` while other work (the game's own
+        threads, another process) keeps cores busy (``engine.backends.thread_governor``).
         ``compact_slots``: keep live sequence ids consecutive. ``batch_invariant``: plan calls so
         each token's numbers do not depend on the rest of the batch (default: float weights).
         ``steer_penalty`` and ``ban_name_echo``: see ``engine.backends.steer`` (0 and False turn
@@ -284,6 +288,7 @@ class LlamaCppBackend:
         self.kv_unified = kv_unified
         self.jump_forward = jump_forward
         self.compact_slots = compact_slots
+        self.adaptive_threads = adaptive_threads
         self._decode_options = (prefix_cache_mb, jump_max_live, batch_invariant)
         self.path = Path(path)
         if not self.path.is_file():
@@ -317,6 +322,9 @@ class LlamaCppBackend:
         verbose: bool,
     ) -> None:
         self._native.owner = threading.get_ident()
+        # before llama.cpp makes its thread team, which inherits the name: the governor counts
+        # the CPU of the threads so named as the backend's own
+        named = name_this_thread()
         self.model_id = model_id or self.path.stem
         self.max_batch = max_batch
         self.n_ctx_per_seq = n_ctx_per_seq
@@ -334,6 +342,7 @@ class LlamaCppBackend:
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         threads = n_threads or max(1, os.cpu_count() or 1)
+        self._governor = ThreadGovernor(threads) if named else None
         invariant = self._decode_options[2]
         self.batch_invariant = (
             self._meta("general.file_type") in _FLOAT_FILE_TYPES if invariant is None else invariant
@@ -780,6 +789,19 @@ class LlamaCppBackend:
             "pad_tokens": counters.get("pads", 0),
             "slot_moves": counters.get("moves", 0),
             "batch_invariant": self.batch_invariant,
+            "threads": self._thread_stats(),
+        }
+
+    def _thread_stats(self) -> dict[str, object]:
+        governor = self._governor
+        if governor is None:
+            return {"adaptive": False, "now": None, "max": None, "others_cores": None, "changes": 0}
+        return {
+            "adaptive": self.adaptive_threads,
+            "now": governor.threads if self.adaptive_threads else governor.max_threads,
+            "max": governor.max_threads,
+            "others_cores": round(governor.others_cores, 3),
+            "changes": governor.changes,
         }
 
     def clear_prefix_cache(self) -> None:
@@ -791,6 +813,7 @@ class LlamaCppBackend:
         prefix_cache_mb: float | None = None,
         jump_forward: bool | None = None,
         compact_slots: bool | None = None,
+        adaptive_threads: bool | None = None,
     ) -> None:
         """Switch the decode path's speed-ups between calls (benchmarks compare them in one run).
 
@@ -802,6 +825,10 @@ class LlamaCppBackend:
             self.jump_forward = jump_forward
         if compact_slots is not None:
             self.compact_slots = compact_slots
+        if adaptive_threads is not None:
+            self.adaptive_threads = adaptive_threads
+            if not adaptive_threads and self._governor is not None:
+                self.set_threads(self._governor.max_threads)  # back to the fixed count
 
     def configure_steering(self, penalty: float | None = None, ban_name_echo: bool | None = None) -> None:
         """Change the steering of later batches (see ``engine.backends.steer``); None keeps a setting."""
@@ -812,8 +839,14 @@ class LlamaCppBackend:
         self._steering = None  # rebuilt with the new settings for the next batch
 
     def set_threads(self, n_threads: int) -> None:
-        """Change llama.cpp's thread count for the next calls."""
-        self._executor.submit(llama_cpp.llama_set_n_threads, self._ctx, n_threads, n_threads).result()
+        """Change llama.cpp's thread count for the next calls (the adaptive count's ceiling too)."""
+
+        def apply() -> None:
+            if self._governor is not None:
+                self._governor.set_max(n_threads)
+            llama_cpp.llama_set_n_threads(self._ctx, n_threads, n_threads)
+
+        self._executor.submit(apply).result()
 
     def _save_state(self, seq_id: int) -> tuple[ctypes.Array[ctypes.c_uint8], int]:
         size = llama_cpp.llama_state_seq_get_size(self._ctx, seq_id)
@@ -907,12 +940,21 @@ class LlamaCppBackend:
         """One token (plus any forced run) for every live slot."""
         if self.compact_slots and not self.kv_unified:
             self._compact(live)
+        self._govern()
         jump = self.jump_forward and self.use_grammar and len(live) <= self.jump_max_live
         segments = []
         for slot in sorted(live, key=lambda s: s.seq_id):
             draft = self._draft(slot) if jump else []
             segments.append(_Segment(slot, [slot.last_token, *draft], all_logits=bool(draft)))
         self._run_segments(segments, self._advance)
+
+    def _govern(self) -> None:
+        """Follow the governor's thread count (it measures once a second; between, this is a clock read)."""
+        if self._governor is None or not self.adaptive_threads:
+            return
+        n = self._governor.poll()
+        if n is not None:
+            llama_cpp.llama_set_n_threads(self._ctx, n, n)
 
     def _compact(self, live: list[_Slot]) -> None:
         """Move the live sequences with the highest ids into the ids finished ones left."""

@@ -6,6 +6,7 @@ in the batch. There the cached-prefix and jump-forward paths must give the plain
 """
 
 import json
+from pathlib import Path
 
 import llama_cpp
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from characters import CharacterProfile, Situation
 from engine.backends.llamacpp import LlamaCppBackend, quantize_gguf
 from engine.backends.prefix_cache import PrefixCache
+from engine.backends.thread_governor import THREAD_NAME, ThreadGovernor
 from engine.request import DecisionRequest, Sampling
 from models.base import ensure_base_gguf
 from tests.conftest import load_public_cases
@@ -176,3 +178,52 @@ def test_requests_joining_a_running_decode_give_the_plain_path_tokens(f16):
     assert 1 < mean_live <= 4
     assert f16.stats()["prefix_cache"]["entries"] >= 4  # nothing left live in the KV cache:
     assert all(llama_cpp.llama_memory_seq_pos_max(f16._mem, seq) == -1 for seq in range(1, 5))
+
+
+def test_the_thread_count_changes_no_token(f16):
+    # the governor switches llama.cpp's threads between steps: that must not change an answer
+    requests = _greedy([30, 22])
+    _configure(f16, cache=False, jump=False)
+    cores = f16.stats()["threads"]["max"] or 2
+    two = _tokens(f16, requests)
+    try:
+        f16.set_threads(1)
+        one = _tokens(f16, requests)
+    finally:
+        f16.set_threads(cores)
+    assert one == two
+
+
+def test_the_governor_sets_the_threads_the_machine_can_spare(q4):
+    from tests.engine.test_thread_governor import FakeMachine
+
+    named = [
+        task
+        for task in Path("/proc/self/task").iterdir()
+        if (task / "comm").read_text().strip() == THREAD_NAME
+    ]
+    assert len(named) >= min(2, q4.stats()["threads"]["max"])  # the decode thread and llama.cpp's team
+    machine = FakeMachine()
+    old = q4._governor
+    q4._governor = ThreadGovernor(2, cores=2, interval_s=0.0, sample=machine.sample)
+    request = DecisionRequest(load_public_cases()[0].profile, load_public_cases()[0].situation,
+                              Sampling(seed=3, max_new_tokens=40))  # fmt: skip
+    _configure(q4, cache=False, jump=True)
+    try:
+        machine.others = 1.0  # something else keeps one of the two cores busy
+        assert q4.generate([request])[0].output_tokens > 0
+        assert q4._call(llama_cpp.llama_n_threads, q4._ctx) == 1
+        stats = q4.stats()["threads"]
+        assert stats["now"] == 1 and stats["others_cores"] == pytest.approx(1.0)
+        machine.others = 0.0
+        assert q4.generate([request])[0].output_tokens > 0
+        assert q4._call(llama_cpp.llama_n_threads, q4._ctx) == 2 and q4.stats()["threads"]["changes"] == 2
+        q4.configure_decode(adaptive_threads=False)  # off: back to the fixed count, and it stays
+        machine.others = 1.0
+        q4.generate([request])
+        assert (
+            q4._call(llama_cpp.llama_n_threads, q4._ctx) == 2 and q4.stats()["threads"]["adaptive"] is False
+        )
+    finally:
+        q4.configure_decode(adaptive_threads=True)
+        q4._governor = old
