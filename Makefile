@@ -38,6 +38,7 @@ bench: $(VENV)/.setup-test
 	$(BIN)/python -m bench.decisions
 	$(BIN)/python -m bench.town_day
 	$(BIN)/python -m bench.serve
+	$(BIN)/python -m bench.threads
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -22,6 +22,19 @@ _URGENT = (
     "{name} steps in to handle it at once: {gist}.",
     "{name} puts everything else aside to face this: {gist}.",
 )
+# An emergency (fire, injury, someone trapped) calls for going to help, not for an errand: these
+# lead with the words a world's catalog maps to its emergency and help actions.
+_EMERGENCY_RESPONSE = (
+    "{name} rushes over to help at once: {gist}.",
+    "{name} drops everything and runs to help: {gist}.",
+    "{name} rushes to the scene to do whatever is needed: {gist}.",
+)
+_EMERGENCY = re.compile(
+    r"\b(fire|flames?|burning|smoke|flood(s|ing|ed)?|storm|injured|hurt|bleeding|wounded|trapped|"
+    r"collapsed?|overturned|crash(ed)?|accident|drowning|unconscious|fight|attack(s|ed)?|missing|"
+    r"screams?|screaming|help!|alarm|explosion)\b",
+    re.I,
+)
 _URGENT_REASON = (
     " It cannot wait.",
     " Nobody else will do it properly.",
@@ -29,23 +42,22 @@ _URGENT_REASON = (
 )
 _LONG_GAME = (
     "{name} keeps the bigger aim in view and works to {goal}.",
-    "{name} thinks ahead and makes time to {goal}.",
+    "{name} plans ahead and sets aside time to {goal}.",
     "{name} takes a step closer to the goal: {goal}.",
 )
+# whole words only: "broke out" is no money worry, nor is "parent" rent
 _NEEDS = (
-    (("late at night",), "{name} goes home to sleep, because it is late and tomorrow starts early."),
+    (r"late at night", "{name} goes home to sleep, because it is late and tomorrow starts early."),
+    (r"exhausted|tired|sleepy|worn out", "{name} goes home to rest, because exhaustion is taking over."),
+    (r"hungry|starving|skipped breakfast", "{name} stops to eat something, because hunger is hard to ignore."),
+    (r"lonely|alone", "{name} looks for a friendly face to talk to, to feel less alone."),
+    (r"bored|restless", "{name} goes for a walk to shake off the boredom."),
     (
-        ("exhausted", "tired", "sleepy", "worn out"),
-        "{name} goes home to rest, because exhaustion is taking over.",
+        r"money|broke(?!\s+(?:out|down|into|in|through|loose|open|off|up|free))|rent|debts?",
+        "{name} goes to work an extra shift, because money is tight.",
     ),
-    (
-        ("hungry", "starving", "skipped breakfast"),
-        "{name} stops to eat something, because hunger is hard to ignore.",
-    ),
-    (("lonely", "alone"), "{name} looks for a friendly face to talk to, to feel less alone."),
-    (("bored", "restless"), "{name} goes for a walk to shake off the boredom."),
-    (("money", "broke", "rent", "debt"), "{name} goes to work an extra shift, because money is tight."),
 )
+_NEED_PATTERNS = tuple((re.compile(rf"\b(?:{words})\b", re.I), line) for words, line in _NEEDS)
 _CLOCK = re.compile(r"\b\d{1,2}:\d{2}\b")
 # Sentences a simulation adds that describe the scene, not something to respond to.
 _SCENERY = re.compile(
@@ -71,9 +83,9 @@ _ALONE = (
 )
 
 
-def _has_incident(text: str) -> bool:
+def _incidents(text: str) -> list[str]:
     sentences = [s.rstrip(".!?") for s in _SENTENCE.split(" ".join(text.split())) if s.strip()]
-    return any(not _CLOCK.search(s) and not _SCENERY.search(s) for s in sentences)
+    return [s for s in sentences if not _CLOCK.search(s) and not _SCENERY.search(s)]
 
 
 def _gist(text: str, keep_capitalized: set[str], limit: int = 90) -> str:
@@ -136,8 +148,11 @@ def build_rule_motivation(profile: CharacterProfile, situation: Situation, seed:
     rng = _rng_for(profile, situation, seed)
     name = profile.name
     keep = {word for text in (name, *profile.relationships, *situation.nearby) for word in text.split()}
-    if _has_incident(situation.context):
-        urgent = rng.choice(_URGENT).format(name=name, gist=_unnamed(_gist(situation.context, keep), profile))
+    incidents = _incidents(situation.context)
+    if incidents:
+        emergency = any(_EMERGENCY.search(s) for s in incidents)
+        templates = _EMERGENCY_RESPONSE if emergency else _URGENT
+        urgent = rng.choice(templates).format(name=name, gist=_unnamed(_gist(situation.context, keep), profile))
         urgent += rng.choice(_URGENT_REASON)
     else:
         urgent = rng.choice(_ROUTINE).format(name=name)
@@ -151,8 +166,7 @@ def build_rule_motivation(profile: CharacterProfile, situation: Situation, seed:
     else:
         second = f"{name} falls back on the habits of a lifetime and gets on with the day's work."
     others = [n.split(" (")[0] for n in situation.nearby] or list(profile.relationships)
-    context = situation.context.lower()
-    need = next((line for words, line in _NEEDS if any(w in context for w in words)), None)
+    need = next((line for pattern, line in _NEED_PATTERNS if pattern.search(situation.context)), None)
     if need is not None:
         third = need.format(name=name)
     elif others:

@@ -63,3 +63,17 @@ def test_rules_never_repeat_the_name_even_when_the_situation_says_it():
         motivation = build_rule_motivation(profile, situation, seed)
         assert all(naming_problem(p, profile.name) is None for p in motivation.purposes()), motivation
         assert parse_motivation(motivation.model_dump_json(), profile.name) == motivation
+
+
+def test_needs_are_whole_words_and_broke_out_is_no_money_worry():
+    owen = CharacterProfile(name="Owen Price", description="Male, 41, carpenter.")
+    for seed in range(5):
+        fight = build_rule_motivation(owen, Situation(context="A fight broke out at the tavern."), seed)
+        assert "money is tight" not in fight.purpose_c
+        assert "rushes" in fight.purpose_a or "runs to help" in fight.purpose_a  # a fight is an emergency
+        parent = build_rule_motivation(owen, Situation(context="A parent asks about the fair."), seed)
+        assert "money is tight" not in parent.purpose_c  # "parent" holds "rent"
+        broke = build_rule_motivation(owen, Situation(context="Owen is broke and the rent is due."), seed)
+        assert "money is tight" in broke.purpose_c
+        ordinary = build_rule_motivation(owen, Situation(context="A customer wants a new table by Friday."), seed)
+        assert "help" not in ordinary.purpose_a  # an ordinary matter is dealt with, not rushed to

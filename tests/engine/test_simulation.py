@@ -8,6 +8,7 @@ import pytest
 
 from characters import Motivation, Situation
 from engine import DecisionService
+from engine.backends.rules import build_rule_motivation
 from engine.sim.agent import Agent
 from engine.sim.mapper import KeywordMapper
 from engine.sim.simulation import SaveError, Simulation
@@ -489,3 +490,36 @@ def test_lockstep_runs_without_follow_through_unless_asked(town):
         else:
             purpose = next(p for p in last[actor] if event.text.startswith(p))
             last[actor].remove(purpose)
+
+
+@pytest.mark.parametrize(
+    ("context", "action", "place"),
+    [
+        ("Smoke is pouring from the bakery and people are shouting for water.", "emergency", "Bakery"),
+        ("A wagon has overturned on the bridge and the driver is trapped.", "emergency", "River"),
+        ("A customer at the bakery wants to talk about a large order for a wedding.", "errand", "Bakery"),
+    ],
+)
+def test_the_rules_first_reaction_to_an_emergency_is_to_go_and_help(town, context, action, place):
+    # the reflex and the deadline fallback act on the rules' purpose_a: in a fire, every
+    # resident it reaches goes to the fire as an emergency, not on an errand
+    spec, cast = town
+    mapper = KeywordMapper(spec)
+    people = [c.name for c in cast.characters]
+    for seed in range(3):  # every template
+        for person in cast.characters:
+            purpose = build_rule_motivation(person, Situation(context=context), seed).purpose_a
+            mapped = mapper.map(purpose, person.name, people, "Maple Street", "Bakery")
+            assert (mapped.action, mapped.place) == (action, place), purpose
+
+
+def test_the_rules_goals_keep_their_own_verb(town):
+    # "thinks ahead and makes time to keep the bakery open" read as relaxing ("thinks")
+    spec, cast = town
+    mapper = KeywordMapper(spec)
+    maya = next(c for c in cast.characters if c.name.startswith("Maya"))
+    maya = maya.model_copy(update={"goals": ["keep the bakery open"]})
+    people = [c.name for c in cast.characters]
+    for seed in range(12):
+        purpose = build_rule_motivation(maya, Situation(context="A quiet morning."), seed).purpose_b
+        assert mapper.map(purpose, maya.name, people, "Maple Street", "Bakery").action == "work", purpose
