@@ -49,7 +49,10 @@ _LONG_GAME = (
 _NEEDS = (
     (r"late at night", "{name} goes home to sleep, because it is late and tomorrow starts early."),
     (r"exhausted|tired|sleepy|worn out", "{name} goes home to rest, because exhaustion is taking over."),
-    (r"hungry|starving|skipped breakfast", "{name} stops to eat something, because hunger is hard to ignore."),
+    (
+        r"hungry|starving|skipped breakfast",
+        "{name} stops to eat something, because hunger is hard to ignore.",
+    ),
     (r"lonely|alone", "{name} looks for a friendly face to talk to, to feel less alone."),
     (r"bored|restless", "{name} goes for a walk to shake off the boredom."),
     (
@@ -152,7 +155,9 @@ def build_rule_motivation(profile: CharacterProfile, situation: Situation, seed:
     if incidents:
         emergency = any(_EMERGENCY.search(s) for s in incidents)
         templates = _EMERGENCY_RESPONSE if emergency else _URGENT
-        urgent = rng.choice(templates).format(name=name, gist=_unnamed(_gist(situation.context, keep), profile))
+        urgent = rng.choice(templates).format(
+            name=name, gist=_unnamed(_gist(situation.context, keep), profile)
+        )
         urgent += rng.choice(_URGENT_REASON)
     else:
         urgent = rng.choice(_ROUTINE).format(name=name)

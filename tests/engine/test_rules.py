@@ -75,5 +75,7 @@ def test_needs_are_whole_words_and_broke_out_is_no_money_worry():
         assert "money is tight" not in parent.purpose_c  # "parent" holds "rent"
         broke = build_rule_motivation(owen, Situation(context="Owen is broke and the rent is due."), seed)
         assert "money is tight" in broke.purpose_c
-        ordinary = build_rule_motivation(owen, Situation(context="A customer wants a new table by Friday."), seed)
+        ordinary = build_rule_motivation(
+            owen, Situation(context="A customer wants a new table by Friday."), seed
+        )
         assert "help" not in ordinary.purpose_a  # an ordinary matter is dealt with, not rushed to
