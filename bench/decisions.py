@@ -3,8 +3,8 @@
     python -m bench.decisions [--model default] [--cases finetune/data/public_cases.jsonl] [--skip-hf]
     python -m bench.decisions --quick --model base     # a tiny setting that checks the code runs
 
-"before" is the decode path without the prompt cache, jump-forward and slot compaction; "after"
-has all three (the engine's default). Both run on one backend, switched between rows, so there is
+"before" is the decode path without the prompt cache, jump-forward, slot compaction and the thread
+governor; "after" has all four (the engine's default). Both run on one backend, switched between rows, so there is
 one llama.cpp thread team. Prints tables and writes bench/results/decisions-<model>.json.
 Asserts nothing about time.
 1. single-decision latency p50/p95 with prompt/output tokens and tok/s (a character's first decision)
@@ -14,7 +14,7 @@ Asserts nothing about time.
 4. grammar overhead: constrained against unconstrained per token, ratio
 5. decode floor: raw llama_decode of the same token counts, our overhead as a ratio
 6. frame stalls: a 60 FPS loop submitting decisions for 50 characters; in-thread and worker-process
-   decoding, 2 and 1 llama.cpp threads
+   decoding, 2 and 1 llama.cpp threads, and in-thread with the decision cache on
 7. the world pattern: 16 characters x several beats, a new situation each beat, with the prompt
    cache's hits per beat and a naive batched floor (no prefix reuse beyond the system prompt, one
    step per token) of the same token counts
@@ -42,8 +42,13 @@ from engine.stats import percentile
 
 RESULTS = Path(__file__).parent / "results"
 MODES: dict[str, dict[str, Any]] = {
-    "before": {"prefix_cache_mb": 0, "jump_forward": False, "compact_slots": False},
-    "after": {"prefix_cache_mb": 256, "jump_forward": True, "compact_slots": True},
+    "before": {
+        "prefix_cache_mb": 0,
+        "jump_forward": False,
+        "compact_slots": False,
+        "adaptive_threads": False,
+    },
+    "after": {"prefix_cache_mb": 256, "jump_forward": True, "compact_slots": True, "adaptive_threads": True},
 }
 
 
@@ -78,9 +83,7 @@ def set_mode(backend: LlamaCppBackend | WorkerBackend, mode: str) -> None:
     """Switch the decode path to ``before`` or ``after``; either way the prompt cache starts empty."""
     options = MODES[mode]
     if isinstance(backend, WorkerBackend):
-        backend.call(
-            "configure_decode", options["prefix_cache_mb"], options["jump_forward"], options["compact_slots"]
-        )
+        backend.call("configure_decode", *options.values())
     else:
         backend.configure_decode(**options)
 
@@ -238,6 +241,18 @@ def bench_steering(
     return rows
 
 
+_SCHEDSTAT = Path("/proc/thread-self/schedstat")
+
+
+def _thread_sched() -> tuple[int, int] | None:
+    """This thread's CPU time and time spent runnable but waiting for a core, in ns (Linux)."""
+    try:
+        cpu, waited, _ = _SCHEDSTAT.read_text().split()
+        return int(cpu), int(waited)
+    except (OSError, ValueError):
+        return None
+
+
 def bench_frames(
     backend: LlamaCppBackend | WorkerBackend,
     cases: list[Case],
@@ -249,16 +264,21 @@ def bench_frames(
 
     With ``cache_size`` the decision cache is on: answered cases come back at once, so every
     character is resubmitted every frame (50 submits a frame), the heaviest load on ``submit``.
+    Where Linux tells, the frame in which our code blocked longest is split into the game
+    thread's CPU time, its wait for a core (the OS ran another thread) and the rest (waiting on
+    the GIL or a lock).
     """
     service = DecisionService(backend, max_batch=16, max_queue=characters + 1, cache_size=cache_size)
     frame_budget = 1 / 60
     pending: dict[int, Any] = {}
     ours_ms, frames_ms = [], []
+    worst: dict[str, float] = {}
     answered = 0
     end = time.perf_counter() + seconds
     i = 0
     refused = 0
     while time.perf_counter() < end:
+        sched_start = _thread_sched()
         frame_start = time.perf_counter()
         for ticket in service.poll():
             answered += 1
@@ -275,6 +295,11 @@ def bench_frames(
                 except QueueFull:  # back-pressure: try again next frame
                     refused += 1
         ours = time.perf_counter() - frame_start
+        sched_end = _thread_sched()
+        if sched_start and sched_end and ours * 1000 > worst.get("ms", -1.0):
+            cpu_ms, core_ms = ((b - a) / 1e6 for a, b in zip(sched_start, sched_end, strict=True))
+            worst = {"ms": ours * 1000, "cpu_ms": cpu_ms, "waiting_for_a_core_ms": core_ms,
+                     "waiting_on_locks_ms": max(0.0, ours * 1000 - cpu_ms - core_ms)}  # fmt: skip
         ours_ms.append(ours * 1000)
         time.sleep(max(0.0, frame_budget - ours))  # the game "renders"
         frames_ms.append((time.perf_counter() - frame_start) * 1000)
@@ -282,9 +307,18 @@ def bench_frames(
     stats = service.stats()
     service.close()
     return {"frames": len(frames_ms), "frame_max_ms": max(frames_ms), "frame_p99_ms": percentile(frames_ms, 99),
-            "ours_max_ms": max(ours_ms), "ours_p99_ms": percentile(ours_ms, 99), "answered": answered,
+            "ours_max_ms": max(ours_ms), "ours_p99_ms": percentile(ours_ms, 99), "ours_worst_frame": worst,
+            "answered": answered,
             "model_answers_per_s": (stats.by_source.get("model", 0) + stats.by_source.get("retry", 0)) / seconds,
             "refused_queue_full": refused, "sources": stats.by_source}  # fmt: skip
+
+
+def _split(worst: dict[str, float]) -> str:
+    if not worst:
+        return "-"
+    return (
+        f"{worst['cpu_ms']:.2f} / {worst['waiting_for_a_core_ms']:.2f} / {worst['waiting_on_locks_ms']:.2f}"
+    )
 
 
 def frame_rows(
@@ -308,6 +342,9 @@ def frame_rows(
                 }
             )
     backend.set_threads(default_threads)
+    for _ in range(2):  # the decision cache on: every character resubmitted each frame
+        rows.append({"decoder": "thread", "mode": "after", "threads": default_threads, "cache": True,
+                     **bench_frames(backend, cases, seconds=seconds, cache_size=1024)})  # fmt: skip
     for n in threads:
         worker = load_backend(model, isolation="process", n_threads=n)
         assert isinstance(worker, WorkerBackend)
@@ -402,9 +439,10 @@ def main(argv: list[str] | None = None) -> int:
     out["frames"] = frames
     print("\n" + table("6. 60 FPS loop, 50 characters (our code's blocking per frame)",
                        ["decoder", "mode", "threads", "frames", "frame max ms", "frame p99 ms", "ours max ms",
-                        "ours p99 ms", "model answers/s"],
-                       [[f["decoder"], f["mode"], f["threads"], f["frames"], f["frame_max_ms"], f["frame_p99_ms"],
-                         f["ours_max_ms"], f["ours_p99_ms"], f["model_answers_per_s"]] for f in frames]))  # fmt: skip
+                        "ours p99 ms", "worst: CPU / core wait / lock wait ms", "model answers/s"],
+                       [[f["decoder"], f["mode"] + (" + decision cache" if f.get("cache") else ""), f["threads"], f["frames"], f["frame_max_ms"], f["frame_p99_ms"],
+                         f["ours_max_ms"], f["ours_p99_ms"], _split(f["ours_worst_frame"]), f["model_answers_per_s"]]
+                        for f in frames]))  # fmt: skip
 
     # transformers runs last: torch's OpenMP threads keep spinning afterwards and slow llama.cpp
     if not args.skip_hf:

@@ -324,7 +324,7 @@ class LlamaCppBackend:
         self._native.owner = threading.get_ident()
         # before llama.cpp makes its thread team, which inherits the name: the governor counts
         # the CPU of the threads so named as the backend's own
-        named = name_this_thread()
+        named = name_this_thread() and "OPENMP = 1" in llama_cpp.llama_print_system_info().decode()
         self.model_id = model_id or self.path.stem
         self.max_batch = max_batch
         self.n_ctx_per_seq = n_ctx_per_seq
@@ -797,8 +797,8 @@ class LlamaCppBackend:
         if governor is None:
             return {"adaptive": False, "now": None, "max": None, "others_cores": None, "changes": 0}
         return {
-            "adaptive": self.adaptive_threads,
-            "now": governor.threads if self.adaptive_threads else governor.max_threads,
+            "adaptive": self.adaptive_threads and governor.enabled,
+            "now": governor.threads,
             "max": governor.max_threads,
             "others_cores": round(governor.others_cores, 3),
             "changes": governor.changes,
@@ -826,9 +826,7 @@ class LlamaCppBackend:
         if compact_slots is not None:
             self.compact_slots = compact_slots
         if adaptive_threads is not None:
-            self.adaptive_threads = adaptive_threads
-            if not adaptive_threads and self._governor is not None:
-                self.set_threads(self._governor.max_threads)  # back to the fixed count
+            self.adaptive_threads = adaptive_threads  # applied on the backend's thread, next step
 
     def configure_steering(self, penalty: float | None = None, ban_name_echo: bool | None = None) -> None:
         """Change the steering of later batches (see ``engine.backends.steer``); None keeps a setting."""
@@ -907,6 +905,7 @@ class LlamaCppBackend:
 
     def _prefill(self, pending: list[_Segment]) -> None:
         """Decode every prompt's remaining tokens; sample each slot's first token; cache the prompt."""
+        self._govern()
 
         def first_token(segment: _Segment, rows: list[np.ndarray]) -> None:
             self._finish_token(segment.slot, self._sample(segment.slot, rows[-1]))
@@ -950,9 +949,15 @@ class LlamaCppBackend:
 
     def _govern(self) -> None:
         """Follow the governor's thread count (it measures once a second; between, this is a clock read)."""
-        if self._governor is None or not self.adaptive_threads:
+        governor = self._governor
+        if governor is None:
             return
-        n = self._governor.poll()
+        if not self.adaptive_threads:  # switched off: back to the fixed count, here on this thread
+            if governor.threads != governor.max_threads:
+                governor.threads = governor.max_threads
+                llama_cpp.llama_set_n_threads(self._ctx, governor.max_threads, governor.max_threads)
+            return
+        n = governor.poll()
         if n is not None:
             llama_cpp.llama_set_n_threads(self._ctx, n, n)
 

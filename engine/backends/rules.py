@@ -32,7 +32,7 @@ _EMERGENCY_RESPONSE = (
 _EMERGENCY = re.compile(
     r"\b(fire|flames?|burning|smoke|flood(s|ing|ed)?|storm|injured|hurt|bleeding|wounded|trapped|"
     r"collapsed?|overturned|crash(ed)?|accident|drowning|unconscious|fight|attack(s|ed)?|missing|"
-    r"screams?|screaming|help!|alarm|explosion)\b",
+    r"screams?|screaming|alarm|explosion)\b",
     re.I,
 )
 _URGENT_REASON = (

@@ -11,21 +11,21 @@ The governor reads, once a ``interval_s``, how much CPU the machine spent outsid
 own threads (``/proc/stat`` minus the threads named ``THREAD_NAME``, which the backend's decode
 thread takes and llama.cpp's thread team inherits) and sets the thread count to the cores left,
 with a margin either way so that it does not flap. Where ``/proc`` is missing (not Linux) it
-never changes anything.
+never changes anything; the backend uses it only with an OpenMP build of llama.cpp, whose thread
+team lives as long as the context (without OpenMP, threads that end take their CPU time with
+them and would read as someone else's load).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 THREAD_NAME = "daydream-llama"  # at most 15 bytes: the kernel's limit for a thread name
-_PR_SET_NAME = 15
 _DOWN_MARGIN = 0.5  # drop a thread once fewer than ``n - 0.5`` cores are free for ``n`` threads
 _UP_MARGIN = 0.7  # take one more once ``n + 0.7`` are free (an idle game loop uses ~0.05)
 
@@ -41,13 +41,11 @@ class CpuSample:
 
 def name_this_thread(name: str = THREAD_NAME) -> bool:
     """Name the calling OS thread (threads it creates later inherit the name); False if unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name or not Path("/proc/self/task").is_dir():
-        return False
+    comm = Path(f"/proc/self/task/{threading.get_native_id()}/comm")
     try:
-        libc = ctypes.CDLL(libc_name, use_errno=True)
-        return int(libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)) == 0
-    except (OSError, AttributeError):
+        comm.write_text(name[:15])
+        return comm.read_text().strip() == name[:15]
+    except OSError:
         return False
 
 
@@ -60,9 +58,13 @@ def _allowed_cpus() -> set[int]:
 def read_cpu_sample(name: str = THREAD_NAME, proc: Path = Path("/proc")) -> CpuSample | None:
     """Busy CPU seconds of the CPUs this process may run on, and of its threads called ``name``."""
     try:
-        lines = (proc / "stat").read_text().splitlines()
-    except OSError:
+        return _read_cpu_sample(name, proc)
+    except (OSError, ValueError, IndexError):  # not Linux, or a /proc this code does not know
         return None
+
+
+def _read_cpu_sample(name: str, proc: Path) -> CpuSample | None:
+    lines = (proc / "stat").read_text().splitlines()
     allowed = {f"cpu{i}" for i in _allowed_cpus()}
     busy = 0
     seen = False
@@ -78,12 +80,7 @@ def read_cpu_sample(name: str = THREAD_NAME, proc: Path = Path("/proc")) -> CpuS
         return None
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     ours = 0
-    tasks = proc / "self" / "task"
-    try:
-        tids = list(tasks.iterdir())
-    except OSError:
-        return None
-    for task in tids:
+    for task in list((proc / "self" / "task").iterdir()):
         try:
             if (task / "comm").read_text().strip() != name:
                 continue
@@ -135,6 +132,9 @@ class ThreadGovernor:
         if current is None or current.wall_s <= self._last.wall_s:
             return None
         wall = current.wall_s - self._last.wall_s
+        if self.interval_s > 0 and wall > 3 * self.interval_s:
+            self._last = current  # an idle gap (no decode, or adaptive off): measure afresh from now
+            return None
         others = (current.machine_busy_s - self._last.machine_busy_s) - (current.ours_s - self._last.ours_s)
         self._last = current
         self.others_cores = max(0.0, others / wall)

@@ -121,9 +121,11 @@ class Agent:
         importance: int,
         people: list[str] | None = None,
         place: str | None = None,
+        *,
+        own_action: bool = False,
     ) -> None:
         """Add a memory."""
-        self.memory.add(MemoryItem(minute, text, importance, people or [], place or self.place))
+        self.memory.add(MemoryItem(minute, text, importance, people or [], place or self.place, own_action))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready state (profile included, so a save is self-contained)."""

@@ -19,6 +19,7 @@ class MemoryItem:
     importance: int  # 1 (mundane) .. 10 (life-changing)
     people: list[str] = field(default_factory=list)
     place: str | None = None
+    own_action: bool = False  # what the character itself set out to do (its purpose, acted on)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form."""

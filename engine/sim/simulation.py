@@ -321,7 +321,9 @@ class Simulation:
                 [agent.name],
                 place,
             )
-        agent.remember(self.clock, purpose, spec.importance, [target] if target else [], place)
+        agent.remember(
+            self.clock, purpose, spec.importance, [target] if target else [], place, own_action=True
+        )
         if target and self.agents[target].place == place:
             self._interact(agent, self.agents[target], spec.name, spec.affinity, spec.importance, purpose)
 

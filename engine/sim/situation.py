@@ -40,9 +40,15 @@ def build_situation(agent: Agent, agents: Mapping[str, Agent], minute: int) -> S
     pressing = agent.pressing()
     query = " ".join([agent.place, *(o.name for o in others), *pressing])
     memories = agent.memory.retrieve(minute, query=query, k=3)
-    # the headline is the most important recent event, not merely the most relevant memory
+    # the headline is the most important recent event, not merely the most relevant memory, and
+    # never the character's own last purpose: fed back as news, an emergency response read as a
+    # new emergency and the character answered it again and again
     urgent = sorted(
-        (m for m in agent.memory.items if m.importance >= 6 and minute - m.minute <= RECENT_EVENT_MINUTES),
+        (
+            m
+            for m in agent.memory.items
+            if m.importance >= 6 and minute - m.minute <= RECENT_EVENT_MINUTES and not m.own_action
+        ),
         key=lambda m: (m.importance, m.minute),
         reverse=True,
     )

@@ -523,3 +523,42 @@ def test_the_rules_goals_keep_their_own_verb(town):
     for seed in range(12):
         purpose = build_rule_motivation(maya, Situation(context="A quiet morning."), seed).purpose_b
         assert mapper.map(purpose, maya.name, people, "Maple Street", "Bakery").action == "work", purpose
+
+
+@pytest.mark.parametrize("world", ["town", "village"])
+def test_everyday_purposes_with_emergency_sounding_words_are_no_emergency(world):
+    spec, cast = load_world(world)
+    mapper = KeywordMapper(spec)
+    people = [c.name for c in cast.characters]
+    calm = [
+        "Felix Marsh smokes a pipe on the dock.",
+        "Eli runs over the accounts once more.",
+        "Maya runs to the market for flour.",
+        "Maya runs the bakery as usual.",
+        "Hannah collapsed into a chair at home.",
+        "Owen keeps his burning ambition in check.",
+        "Owen feels trapped by his debts.",
+    ]
+    for purpose in calm:
+        assert mapper.map(purpose, purpose.split()[0], people, "home", "Bakery").action != "emergency", (
+            purpose
+        )
+    for purpose in (
+        "Maya fights the flames at the bakery.",
+        "Maya runs to help: a child is trapped in the well.",
+    ):
+        assert mapper.map(purpose, "Maya", people, "home", "Bakery").action == "emergency", purpose
+
+
+def test_a_character_own_purpose_is_never_the_headline_of_its_next_situation(town):
+    # an emergency response remembered as news read as a new emergency, answered again and again
+    sim = make_sim(town)
+    maya = sim.agents["Maya Lindqvist"]
+    own = "Maya Lindqvist rushes over to help at once: the bakery is on fire."
+    maya.remember(sim.clock, own, 8, own_action=True)
+    situation = build_situation(maya, sim.agents, sim.clock)
+    assert "rushes" not in situation.context
+    maya.remember(sim.clock, "Smoke pours from the bakery's back room.", 8)
+    assert "Smoke pours" in build_situation(maya, sim.agents, sim.clock).context
+    restored = Agent.from_dict(maya.to_dict())  # saved and loaded, the flag stays
+    assert [m.own_action for m in restored.memory.items][-2:] == [True, False]

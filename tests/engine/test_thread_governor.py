@@ -130,3 +130,13 @@ def test_a_named_thread_passes_its_name_to_the_threads_it_starts():
     thread.join(timeout=10)
     assert names == {"named": "True", "parent": "dd-test-name", "child": "dd-test-name"}
     assert Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip() != "dd-test-name"
+
+
+def test_after_an_idle_gap_it_measures_afresh_instead_of_averaging_the_gap():
+    machine = FakeMachine()
+    machine.others = 1.0
+    governor = _governor(machine)
+    machine.t = 30.0  # no decode for half a minute: the busy neighbour may have gone
+    machine.others = 0.0
+    assert governor.poll(now=30.0) is None and governor.threads == 2  # a new baseline, no verdict
+    assert governor.poll(now=31.0) is None and governor.others_cores == pytest.approx(0.0)
