@@ -324,12 +324,13 @@ class LlamaCppBackend:
         self._native.owner = threading.get_ident()
         # before llama.cpp makes its thread team, which inherits the name: the governor counts
         # the CPU of the threads so named as the backend's own
-        named = name_this_thread() and "OPENMP = 1" in llama_cpp.llama_print_system_info().decode()
+        named = name_this_thread()
         self.model_id = model_id or self.path.stem
         self.max_batch = max_batch
         self.n_ctx_per_seq = n_ctx_per_seq
         self.use_grammar = grammar
         _init_backend(verbose)
+        named = named and "OPENMP = 1" in llama_cpp.llama_print_system_info().decode()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = 0
         self._model = self._native.model = llama_cpp.llama_model_load_from_file(
@@ -905,7 +906,6 @@ class LlamaCppBackend:
 
     def _prefill(self, pending: list[_Segment]) -> None:
         """Decode every prompt's remaining tokens; sample each slot's first token; cache the prompt."""
-        self._govern()
 
         def first_token(segment: _Segment, rows: list[np.ndarray]) -> None:
             self._finish_token(segment.slot, self._sample(segment.slot, rows[-1]))
@@ -939,7 +939,6 @@ class LlamaCppBackend:
         """One token (plus any forced run) for every live slot."""
         if self.compact_slots and not self.kv_unified:
             self._compact(live)
-        self._govern()
         jump = self.jump_forward and self.use_grammar and len(live) <= self.jump_max_live
         segments = []
         for slot in sorted(live, key=lambda s: s.seq_id):
@@ -992,6 +991,7 @@ class LlamaCppBackend:
         )
         n_prefix = len(self._prefix)
         for call in calls:
+            self._govern()  # between calls, prefill's included: one can take seconds
             self._batch.n_tokens = 0
             pad = self.batch_invariant and call == ((1, 1),)
             if pad:

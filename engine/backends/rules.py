@@ -26,7 +26,7 @@ _URGENT = (
 # lead with the words a world's catalog maps to its emergency and help actions.
 _EMERGENCY_RESPONSE = (
     "{name} rushes over to help at once: {gist}.",
-    "{name} drops everything and runs to help: {gist}.",
+    "{name} drops everything and rushes to help: {gist}.",
     "{name} rushes to the scene to do whatever is needed: {gist}.",
 )
 _EMERGENCY = re.compile(

@@ -132,10 +132,12 @@ class ThreadGovernor:
         if current is None or current.wall_s <= self._last.wall_s:
             return None
         wall = current.wall_s - self._last.wall_s
-        if self.interval_s > 0 and wall > 3 * self.interval_s:
-            self._last = current  # an idle gap (no decode, or adaptive off): measure afresh from now
+        ours = current.ours_s - self._last.ours_s
+        if self.interval_s > 0 and wall > 3 * self.interval_s and ours < 0.25 * wall:
+            # an idle gap (no decode, or adaptive off): what ran then says little about now
+            self._last = current
             return None
-        others = (current.machine_busy_s - self._last.machine_busy_s) - (current.ours_s - self._last.ours_s)
+        others = (current.machine_busy_s - self._last.machine_busy_s) - ours
         self._last = current
         self.others_cores = max(0.0, others / wall)
         want = self.decide(self.others_cores)

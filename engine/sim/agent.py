@@ -159,7 +159,11 @@ class Agent:
             needs={k: float(v) for k, v in data["needs"].items()},
         )
         agent.relationships = {k: Relationship(a, f) for k, (a, f) in data["relationships"].items()}
-        agent.memory = Memory([MemoryItem(**m) for m in data["memory"]])
+        # saves before own_action: the character's own purposes are the memories that open with
+        # its name (what others did to it opens with theirs)
+        agent.memory = Memory(
+            [MemoryItem(**{"own_action": m["text"].startswith(agent.name), **m}) for m in data["memory"]]
+        )
         agent.action = None if data["action"] is None else CurrentAction(**data["action"])  # older: no reflex
         agent.status = data["status"]
         agent.motivation = (
