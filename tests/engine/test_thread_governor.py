@@ -140,3 +140,13 @@ def test_after_an_idle_gap_it_measures_afresh_instead_of_averaging_the_gap():
     machine.others = 0.0
     assert governor.poll(now=30.0) is None and governor.threads == 2  # a new baseline, no verdict
     assert governor.poll(now=31.0) is None and governor.others_cores == pytest.approx(0.0)
+
+
+def test_a_long_window_in_which_the_backend_kept_decoding_is_measured():
+    # one slow step (a big batch on a busy machine) is no idle gap: its window says who was busy
+    machine = FakeMachine()
+    governor = _governor(machine)
+    machine.t = 30.0
+    machine.busy += 29.0 + 30.0  # our threads ran 29 s of the 30, something else a whole core
+    machine.ours_s += 29.0
+    assert governor.poll(now=30.0) == 1 and governor.others_cores == pytest.approx(1.0)
