@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.decisions import load_cases, requests_for, table
+from engine.atomic import write_text_atomic
 from engine.backends.llamacpp import LlamaCppBackend
 from engine.models import load_backend
 
@@ -92,13 +93,10 @@ def main(argv: list[str] | None = None) -> None:
           r["seconds_median"], " / ".join(map(str, r["threads_after"])), " / ".join(map(str, r["others_cores"])) or "-"]
          for r in out_rows],
     ))  # fmt: skip
-    RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"threads-{args.model}.json"
     result = {"model": args.model, "batch": args.batch, "rounds": args.rounds, "cpu_count": os.cpu_count(),
               "machine": platform.platform(), "rows": out_rows}  # fmt: skip
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {path}")
     backend.close()
 
