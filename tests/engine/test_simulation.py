@@ -541,6 +541,10 @@ def test_everyday_purposes_with_emergency_sounding_words_are_no_emergency(world)
         "Maya puts out fresh bread for the morning.",
         "Maya runs to help her father carry flour.",
         "Owen is trapped in a dull routine.",
+        "Maya sits by the fire with a book.",
+        "Owen warms his hands by the fire after work.",
+        "Maya reads by the hearth until late.",
+        "Owen dozes in his chair by the fireplace.",
     ]
     for purpose in calm:
         assert mapper.map(purpose, purpose.split()[0], people, "home", "Bakery").action != "emergency", (

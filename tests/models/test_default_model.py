@@ -129,7 +129,12 @@ def test_steering_keeps_the_name_single_and_the_purposes_apart():
         for purpose in ps:
             after = purpose.split(name, 1)[1]
             for word in words(after):
-                near = [w for w in name.lower().split() if SequenceMatcher(None, word, w).ratio() >= 0.75]
+                # a misspelt name keeps its first letter ("Nijeri" for Njeri); "more" is no "Emre"
+                near = [
+                    w
+                    for w in name.lower().split()
+                    if word[:1] == w[:1] and SequenceMatcher(None, word, w).ratio() >= 0.75
+                ]
                 assert not near, (word, purpose)
     spread_on = sum(distinctness(ps, n) for ps, n in zip(on, names, strict=True)) / len(on)
     spread_off = sum(distinctness(ps, n) for ps, n in zip(off, names, strict=True)) / len(off)
