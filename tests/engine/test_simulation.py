@@ -545,6 +545,8 @@ def test_everyday_purposes_with_emergency_sounding_words_are_no_emergency(world)
         "Owen warms his hands by the fire after work.",
         "Maya reads by the hearth until late.",
         "Owen dozes in his chair by the fireplace.",
+        "Maya stokes the fire and reads.",
+        "Owen lights a fire and puts the kettle on.",
     ]
     for purpose in calm:
         assert mapper.map(purpose, purpose.split()[0], people, "home", "Bakery").action != "emergency", (
