@@ -108,7 +108,9 @@ echo "==> installing daydream$extras"
 selfcheck
 if [ $rc -ge 128 ] && [ -n "$avx512_args" ]; then
   echo "setup.sh: the AVX-512 build crashed (signal $((rc - 128))); falling back to the portable AVX2 build" >&2
-  touch "$wheel_root/$(flags_id "$avx512_args").crashed"
+  crashed="$wheel_root/$(flags_id "$avx512_args").crashed"
+  touch "$crashed"
+  echo "  (remembered in $crashed: delete it to try the AVX-512 build again)" >&2
   install_llama "AVX2, portable" "$avx2_args"
   selfcheck
 fi

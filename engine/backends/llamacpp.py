@@ -1184,9 +1184,9 @@ class LlamaCppBackend:
 def top_k_indices(logits: np.ndarray, k: int) -> np.ndarray:
     """The ids of the ``k`` largest finite logits, largest first, ties to the lower id.
 
-    Exact, and about 4x cheaper than a partition of the whole vocabulary (0.6 ms for 49,152
-    logits here, paid once per sequence per step): the k-th largest of every 16th logit is a lower
-    bound on the k-th largest of all, so only the few hundred logits at or above it are ranked.
+    Exact, and about 8x cheaper than a partition of the whole vocabulary (0.08 against 0.68 ms for
+    49,152 logits here, paid once per sequence per step): the k-th largest of every 16th logit is a
+    lower bound on the k-th largest of all, so only the few hundred logits at or above it are ranked.
     """
     n = logits.shape[0]
     k = min(max(k, 1), n)
