@@ -35,7 +35,7 @@ quiet_mirrors() { grep -v "is ignored: it is neither a file nor a directory" >&2
 # the AVX2 build again if the AVX-512 one crashes the decode self-check below.
 # DAYDREAM_LLAMA_CPU=avx2|avx512 picks one by hand.
 avx2_args="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF"
-cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+cpu_flags=" $( { grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true; } | cut -d: -f2) "
 has() { for f in "$@"; do [[ "$cpu_flags" == *" $f "* ]] || return 1; done; }
 avx512_args=""
 if has avx2 fma f16c bmi2 avx512f avx512cd avx512vl avx512dq avx512bw avx512_vnni; then
@@ -65,6 +65,7 @@ case "${DAYDREAM_LLAMA_CPU:-auto}" in
 esac
 
 # Builds (once per machine and flag set, cached by a hash of both) and installs one build.
+# Returns non-zero where the build or the install fails (errexit is off inside an `if`).
 install_llama() {
   local label=$1 args=$2 id wheels installed marker
   id=$(flags_id "$args")
@@ -74,7 +75,7 @@ install_llama() {
     echo "==> building llama-cpp-python $llama_version from source for $label"
     echo "    (once per machine, about 5 minutes on 2 cores; cached in $wheels)"
     CMAKE_ARGS="$args" "${pip[@]}" wheel --no-deps --no-cache-dir -q -w "$wheels" \
-      "llama-cpp-python==$llama_version" 2> >(quiet_mirrors)
+      "llama-cpp-python==$llama_version" 2> >(quiet_mirrors) || return 1
   fi
   # Our wheel, from the flag-keyed folder only, so pip can never pick a default build.
   installed=$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))' 2>/dev/null || true)
@@ -82,7 +83,7 @@ install_llama() {
   if [ "$installed" != "$llama_version" ] || [ "$(cat "$marker" 2>/dev/null)" != "$id" ]; then
     echo "==> installing llama-cpp-python $llama_version ($label)"
     "${pip[@]}" install -q --force-reinstall --no-deps --no-index --find-links "$wheels" \
-      "llama-cpp-python==$llama_version"
+      "llama-cpp-python==$llama_version" || return 1
     echo "$id" >"$marker"
   fi
   llama_wheels=$wheels
@@ -96,29 +97,43 @@ selfcheck() {
   set -e
 }
 
-if [ -n "$avx512_args" ]; then
-  install_llama "AVX-512 (VNNI)" "$avx512_args"
-else
-  install_llama "AVX2, portable" "$avx2_args"
+if [ -n "$avx512_args" ] && ! install_llama "AVX-512 (VNNI)" "$avx512_args"; then
+  echo "setup.sh: the AVX-512 build of llama-cpp-python failed (see above); using the portable AVX2 build" >&2
+  avx512_args=""
+fi
+if [ -z "$avx512_args" ] && ! install_llama "AVX2, portable" "$avx2_args"; then
+  echo "setup.sh: building or installing llama-cpp-python failed (see above)" >&2
+  exit 1
 fi
 
 echo "==> installing daydream$extras"
 "${pip[@]}" install -q -c constraints.txt --find-links "$llama_wheels" -e ".$extras" 2> >(quiet_mirrors)
 
 selfcheck
-if [ $rc -ge 128 ] && [ -n "$avx512_args" ]; then
+# An instruction-set fault (illegal instruction, or the general-protection fault seen where a VM
+# advertises what it does not allow) on the AVX-512 build: try the AVX2 build, and remember for
+# this machine only once the AVX2 build is known to work. Other deaths (OOM kill, abort) are not
+# the build's fault and are reported as they are.
+if [ -n "$avx512_args" ] && { [ $rc -eq 132 ] || [ $rc -eq 135 ] || [ $rc -eq 139 ]; }; then
   echo "setup.sh: the AVX-512 build crashed (signal $((rc - 128))); falling back to the portable AVX2 build" >&2
-  crashed="$wheel_root/$(flags_id "$avx512_args").crashed"
-  touch "$crashed"
-  echo "  (remembered in $crashed: delete it to try the AVX-512 build again)" >&2
-  install_llama "AVX2, portable" "$avx2_args"
+  if ! install_llama "AVX2, portable" "$avx2_args"; then
+    echo "setup.sh: building or installing llama-cpp-python failed (see above)" >&2
+    exit 1
+  fi
   selfcheck
+  if [ $rc -eq 0 ]; then
+    crashed="$wheel_root/$(flags_id "$avx512_args").crashed"
+    touch "$crashed"
+    echo "  (remembered in $crashed: delete it, then run bash scripts/setup.sh $profile, to try AVX-512 again)" >&2
+  fi
 fi
 if [ $rc -ne 0 ]; then
-  if [ $rc -ge 128 ]; then
+  if [ $rc -eq 132 ] || [ $rc -eq 135 ] || [ $rc -eq 139 ]; then
     echo "setup.sh: llama.cpp crashed (signal $((rc - 128))) while decoding a quantized model." >&2
     echo "  The installed llama-cpp-python build uses CPU instructions this machine cannot run." >&2
     echo "  Remove $llama_wheels and .venv, then adjust the cmake flags in scripts/setup.sh." >&2
+  elif [ $rc -ge 128 ]; then
+    echo "setup.sh: the decode self-check was killed (signal $((rc - 128)); out of memory?); run setup again." >&2
   else
     echo "setup.sh: the decode self-check failed (exit $rc); see the message above." >&2
   fi

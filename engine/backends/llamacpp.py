@@ -1189,12 +1189,19 @@ def top_k_indices(logits: np.ndarray, k: int) -> np.ndarray:
     lower bound on the k-th largest of all, so only the few hundred logits at or above it are ranked.
     """
     n = logits.shape[0]
+    if n == 0:
+        return np.empty(0, dtype=np.intp)
     k = min(max(k, 1), n)
     bound = -np.inf
     if n >= 64 * k:
         sample = logits[::16]
-        bound = np.partition(sample, sample.shape[0] - k)[sample.shape[0] - k]
-    ids = np.flatnonzero(logits >= bound) if np.isfinite(bound) else np.flatnonzero(np.isfinite(logits))
+        sample = sample[np.isfinite(sample)]  # NaN would sort above every value and lift the bound
+        if sample.shape[0] >= k:
+            bound = np.partition(sample, sample.shape[0] - k)[sample.shape[0] - k]
+    if np.isfinite(bound):
+        ids = np.flatnonzero((logits >= bound) & (logits < np.inf))
+    else:
+        ids = np.flatnonzero(np.isfinite(logits))
     vals = logits[ids]
     if ids.size > k:
         keep = vals >= np.partition(vals, ids.size - k)[ids.size - k]

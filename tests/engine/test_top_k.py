@@ -71,3 +71,15 @@ def test_choose_samples_only_inside_top_k_and_top_p():
     draws = {LlamaCppBackend._choose(logits, sampling, np.random.default_rng(s)) for s in range(300)}
     assert draws <= nucleus
     assert len(draws) == len(nucleus) or len(draws) > 1
+
+
+def test_nan_and_infinite_logits_are_never_chosen_and_never_hide_the_top():
+    rng = np.random.default_rng(9)
+    logits = vocab_like(rng)
+    logits[::16][:30] = np.nan  # in the bound's sample: must not lift the bound past finite values
+    logits[5] = np.inf
+    logits[77] = -np.inf
+    assert top_k_indices(logits, 40).tolist() == reference(logits, 40)
+    assert top_k_indices(np.empty(0, dtype=np.float32), 40).size == 0
+    pick = LlamaCppBackend._choose(logits, Sampling(temperature=1.0, top_k=40), np.random.default_rng(0))
+    assert pick in reference(logits, 40)
