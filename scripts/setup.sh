@@ -47,6 +47,8 @@ fi
 llama_version=$(sed -n 's/^llama-cpp-python==//p' constraints.txt)
 wheel_root=${DAYDREAM_WHEEL_CACHE:-$HOME/.cache/daydream/wheels}
 flags_id() { printf '%s %s' "$llama_version" "$1" | sha256sum | cut -c1-12; }
+crashed=""  # where this machine remembers that the AVX-512 build crashed
+if [ -n "$avx512_args" ]; then crashed="$wheel_root/$(flags_id "$avx512_args").crashed"; fi
 
 case "${DAYDREAM_LLAMA_CPU:-auto}" in
   avx2) avx512_args="" ;;
@@ -57,7 +59,7 @@ case "${DAYDREAM_LLAMA_CPU:-auto}" in
     fi
     ;;
   auto)
-    if [ -n "$avx512_args" ] && [ -e "$wheel_root/$(flags_id "$avx512_args").crashed" ]; then
+    if [ -n "$avx512_args" ] && [ -e "$crashed" ]; then
       avx512_args=""  # this machine crashed on the AVX-512 build before
     fi
     ;;
@@ -89,6 +91,17 @@ install_llama() {
   llama_wheels=$wheels
 }
 
+install_avx2() {
+  if ! install_llama "AVX2, portable" "$avx2_args"; then
+    echo "setup.sh: building or installing llama-cpp-python failed (see above)" >&2
+    exit 1
+  fi
+}
+
+# An instruction-set fault: illegal instruction, bus error, or the general-protection fault seen
+# where a VM advertises what it does not allow. Other deaths (OOM kill, abort) are not the build's.
+instruction_fault() { [ "$rc" -eq 132 ] || [ "$rc" -eq 135 ] || [ "$rc" -eq 139 ]; }
+
 selfcheck() {
   echo "==> checking that a quantized model decodes"
   set +e
@@ -101,34 +114,25 @@ if [ -n "$avx512_args" ] && ! install_llama "AVX-512 (VNNI)" "$avx512_args"; the
   echo "setup.sh: the AVX-512 build of llama-cpp-python failed (see above); using the portable AVX2 build" >&2
   avx512_args=""
 fi
-if [ -z "$avx512_args" ] && ! install_llama "AVX2, portable" "$avx2_args"; then
-  echo "setup.sh: building or installing llama-cpp-python failed (see above)" >&2
-  exit 1
-fi
+if [ -z "$avx512_args" ]; then install_avx2; fi
 
 echo "==> installing daydream$extras"
 "${pip[@]}" install -q -c constraints.txt --find-links "$llama_wheels" -e ".$extras" 2> >(quiet_mirrors)
 
 selfcheck
-# An instruction-set fault (illegal instruction, or the general-protection fault seen where a VM
-# advertises what it does not allow) on the AVX-512 build: try the AVX2 build, and remember for
-# this machine only once the AVX2 build is known to work. Other deaths (OOM kill, abort) are not
-# the build's fault and are reported as they are.
-if [ -n "$avx512_args" ] && { [ $rc -eq 132 ] || [ $rc -eq 135 ] || [ $rc -eq 139 ]; }; then
+# An instruction fault on the AVX-512 build: try the AVX2 build, and remember it for this machine
+# only once the AVX2 build is known to work.
+if [ -n "$avx512_args" ] && instruction_fault; then
   echo "setup.sh: the AVX-512 build crashed (signal $((rc - 128))); falling back to the portable AVX2 build" >&2
-  if ! install_llama "AVX2, portable" "$avx2_args"; then
-    echo "setup.sh: building or installing llama-cpp-python failed (see above)" >&2
-    exit 1
-  fi
+  install_avx2
   selfcheck
   if [ $rc -eq 0 ]; then
-    crashed="$wheel_root/$(flags_id "$avx512_args").crashed"
     touch "$crashed"
     echo "  (remembered in $crashed: delete it, then run bash scripts/setup.sh $profile, to try AVX-512 again)" >&2
   fi
 fi
 if [ $rc -ne 0 ]; then
-  if [ $rc -eq 132 ] || [ $rc -eq 135 ] || [ $rc -eq 139 ]; then
+  if instruction_fault; then
     echo "setup.sh: llama.cpp crashed (signal $((rc - 128))) while decoding a quantized model." >&2
     echo "  The installed llama-cpp-python build uses CPU instructions this machine cannot run." >&2
     echo "  Remove $llama_wheels and .venv, then adjust the cmake flags in scripts/setup.sh." >&2
