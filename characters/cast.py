@@ -63,6 +63,14 @@ def _character_label(raw: Any, index: int) -> str:
     return f"character #{index + 1}"
 
 
+def _field_label(loc: tuple[int | str, ...]) -> str:
+    """``'traits'[1]``: the field, then the item or key inside it that failed."""
+    if not loc:
+        return "'(character)'"
+    inside = "".join(p if p == "[key]" else f"[{p!r}]" for p in loc[1:])
+    return f"'{loc[0]}'{inside}"
+
+
 def parse_cast(data: Any, source: str = "<cast>") -> Cast:
     """Validate a parsed cast document; all-or-nothing, errors name source, character and field."""
     if not isinstance(data, dict):
@@ -83,8 +91,7 @@ def parse_cast(data: Any, source: str = "<cast>") -> Cast:
             profiles.append(CharacterProfile.model_validate(raw))
         except ValidationError as err:
             for item in err.errors():
-                field = ".".join(str(p) for p in item["loc"]) or "(character)"
-                problems.append(f"{label}: field '{field}': {item['msg']}")
+                problems.append(f"{label}: field {_field_label(item['loc'])}: {item['msg']}")
     seen: dict[str, int] = {}
     for index, profile in enumerate(profiles):
         key = profile.name.casefold()

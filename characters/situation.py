@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from characters.fields import Trimmed
+
+Context = Annotated[str, Trimmed(1, 1200)]
+Item = Annotated[str, Trimmed(1, 200)]
 
 
 class Situation(BaseModel):
@@ -10,33 +17,19 @@ class Situation(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=True)
 
-    context: str = Field(
-        min_length=1,
-        max_length=1200,
+    context: Context = Field(
         validation_alias=AliasChoices("context", "Context", "situation"),
         description="What is happening now, in a few sentences.",
     )
-    time: str | None = Field(default=None, max_length=60, description="Time and day, e.g. 'Mon 07:30'.")
-    location: str | None = Field(default=None, max_length=80, description="Where the character is.")
-    nearby: list[str] = Field(
+    time: Annotated[str, Trimmed(0, 60)] | None = Field(
+        default=None, description="Time and day, e.g. 'Mon 07:30'."
+    )
+    location: Annotated[str, Trimmed(0, 80)] | None = Field(
+        default=None, description="Where the character is."
+    )
+    nearby: list[Item] = Field(
         default_factory=list, max_length=16, description="Characters present, with a short note each."
     )
-    recent_events: list[str] = Field(
+    recent_events: list[Item] = Field(
         default_factory=list, max_length=8, description="Recent events, most relevant first."
     )
-
-    @field_validator("context")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
-
-    @field_validator("nearby", "recent_events")
-    @classmethod
-    def _bounded_items(cls, items: list[str]) -> list[str]:
-        cleaned = [item.strip() for item in items]
-        for item in cleaned:
-            if not item or len(item) > 200:
-                raise ValueError("each item must be 1-200 characters")
-        return cleaned

@@ -74,6 +74,10 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
             from finetune.data.dataset import main as data_main
 
             return data_main(args.data_args)
+        if args.finetune_command == "judge":
+            from finetune.judge import main as judge_main
+
+            return judge_main(args.judge_args)
         from finetune.evaluate import main as eval_main
 
         return eval_main(args.eval_args)
@@ -220,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     pd.add_argument("data_args", nargs=argparse.REMAINDER)
     pe = fsub.add_parser("eval", help="evaluate models side by side (see --help of finetune.evaluate)")
     pe.add_argument("eval_args", nargs=argparse.REMAINDER)
+    pj = fsub.add_parser("judge", help="blind sense judging: packets for two judges each, then a tally")
+    pj.add_argument("judge_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_finetune)
     return parser
 
@@ -227,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:2] in (["finetune", "data"], ["finetune", "eval"]):  # their own parsers own every flag
-        key = "data_args" if argv[1] == "data" else "eval_args"
+    if argv[:2] in (["finetune", "data"], ["finetune", "eval"], ["finetune", "judge"]):  # own parsers
+        key = f"{argv[1]}_args"
         return _cmd_finetune(argparse.Namespace(finetune_command=argv[1], **{key: argv[2:]}))
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)

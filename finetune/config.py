@@ -40,6 +40,10 @@ class DataConfig(BaseModel):
         description="add the hand-written corpus (finetune/data/corpus): its train part to train, its "
         "test part as test.jsonl, the main test set",
     )
+    corpus_dir: str | None = Field(
+        default=None,
+        description="read the corpus from this folder of <genre>.jsonl files (default: the shipped one)",
+    )
     ground_others: bool = Field(
         default=True, description="references never name a related person the prompt leaves out"
     )
@@ -68,6 +72,19 @@ class SFTSettings(BaseModel):
     gradient_checkpointing: bool = False  # recomputes activations: saves memory, costs time on CPU
     logging_steps: int = 5
     save_steps: int = 20
+    eval_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="measure validation loss every N steps (the curve); None: only at the ends",
+    )
+    early_stopping_patience: int | None = Field(
+        default=None,
+        ge=1,
+        description="stop after N evaluations without a lower validation loss; keep the best",
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto", description="CPU training precision; auto times one matmul each way at start-up"
+    )
     eval_samples: int = 96
     train_samples: int | None = None
     resume: str | None = "auto"

@@ -11,6 +11,7 @@ against references where there are any, and latency.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import statistics
@@ -104,12 +105,15 @@ def load_eval_cases(path: Path, limit: int | None = None) -> list[tuple[Case, Mo
 
 
 def run_cases(
-    backend: Backend, cases: list[tuple[Case, Motivation | None]], seed: int = 0
+    backend: Backend,
+    cases: list[tuple[Case, Motivation | None]],
+    seed: int = 0,
+    sampling: Sampling | None = None,
 ) -> list[CaseResult]:
     """Decode all cases in one batched call per ``max_batch`` and parse each answer."""
+    base = sampling or Sampling(max_new_tokens=256)  # the engine's default sampling
     requests = [
-        DecisionRequest(c.profile, c.situation, Sampling(temperature=0.7, seed=seed + i, max_new_tokens=256))
-        for i, (c, _) in enumerate(cases)
+        DecisionRequest(c.profile, c.situation, base.with_seed(seed + i)) for i, (c, _) in enumerate(cases)
     ]
     start = time.perf_counter()
     raws = backend.generate(requests)
@@ -212,6 +216,7 @@ def evaluate_models(
     case_sets: dict[str, list[tuple[Case, Motivation | None]]],
     *,
     seed: int = 0,
+    sampling: Sampling | None = None,
 ) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, list[CaseResult]]]]:
     """Metrics[model][case set] and the per-case results, all models on the same inputs."""
     relevance = Relevance()
@@ -220,7 +225,7 @@ def evaluate_models(
     for model_name, backend in models.items():
         metrics[model_name], details[model_name] = {}, {}
         for set_name, cases in case_sets.items():
-            results = run_cases(backend, cases, seed=seed)
+            results = run_cases(backend, cases, seed=seed, sampling=sampling)
             details[model_name][set_name] = results
             metrics[model_name][set_name] = score_results(results, cases, relevance)
             metrics[model_name][set_name]["relevance_minilm"] = float(relevance.kind == "minilm")
@@ -325,7 +330,20 @@ def main(argv: list[str] | None = None) -> int:
         help="anchored (the engine's default): each purpose must carry the exact name; plain: the "
         "schema's grammar alone; both: each model twice, the plain runs labelled '<model>/plain'",
     )
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="sampling temperature (default: the engine's)"
+    )
+    parser.add_argument(
+        "--top-p", type=float, default=None, help="nucleus sampling bound (default: the engine's)"
+    )
+    parser.add_argument("--no-lead-in", action="store_true", help="every purpose must start with the name")
     args = parser.parse_args(argv)
+    sampling = Sampling(max_new_tokens=256)
+    if args.temperature is not None:
+        sampling = dataclasses.replace(sampling, temperature=args.temperature)
+    if args.top_p is not None:
+        sampling = dataclasses.replace(sampling, top_p=args.top_p)
+    options = {"lead_in": False} if args.no_lead_in else {}
     case_sets = {Path(c).stem: load_eval_cases(Path(c)) * args.case_samples for c in args.cases}
     if args.test:
         case_sets["test_split"] = load_eval_cases(Path(args.test), args.test_samples)
@@ -334,12 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     models = {}
     for spec in args.model:
         if args.grammar in ("anchored", "both"):
-            models[spec] = load_backend(spec)
+            models[spec] = load_backend(spec, **options)
         if args.grammar in ("plain", "both"):
             models[spec if args.grammar == "plain" else f"{spec}/plain"] = load_backend(
                 spec, anchor_name=False
             )
-    metrics, details = evaluate_models(models, case_sets, seed=args.seed)
+    metrics, details = evaluate_models(models, case_sets, seed=args.seed, sampling=sampling)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2), "utf-8")
     report = build_report(metrics, details)

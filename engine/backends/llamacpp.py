@@ -99,14 +99,16 @@ def _lead_initial(name: str) -> str:
     return "[A-Z]"
 
 
-def build_grammar_text(name: str | None = None) -> str:
+def build_grammar_text(name: str | None = None, *, lead_in: bool = True) -> str:
     """GBNF for the Motivation schema, made by llama.cpp's JSON Schema converter.
 
     With ``name``, every purpose must carry the character's exact name: at its start, or after a
     short lead-in phrase and a comma ("Ever reserved, Brynn Blackthorn heads ..."), which are the
     two shapes the training data uses. A small model otherwise mangles names now and then
     ("Mayhew Tom Hutchins" for "Mayor Tom Hutchins"), and a game cannot show that. Length bounds
-    still hold: the rest of the string is shortened by the name and the lead-in.
+    still hold: the rest of the string is shortened by the name and the lead-in. With
+    ``lead_in=False`` every purpose starts with the name (the plain style's only shape), so the
+    name is forced tokens and nothing can stand before it.
     """
     text = json_schema_to_gbnf(json.dumps(motivation_json_schema()))
     # JSON forbids raw control characters in strings; this converter's char rule lets them through
@@ -127,23 +129,21 @@ def build_grammar_text(name: str | None = None) -> str:
         rule = key.replace("_", "-")
         low = max(0, spec["minLength"] - len(name))
         high, high_lead = spec["maxLength"] - len(name), spec["maxLength"] - len(name) - _LEAD_MAX
-        if high_lead < low:
+        if lead_in and high_lead < low:
             raise ValueError(f"name {name!r} is too long for a {spec['maxLength']}-character purpose")
-        anchored = (
-            f'{rule} ::= "\\"" (anchor-name char{{{low},{high}}} | '
-            f'anchor-lead anchor-name char{{{low},{high_lead}}}) "\\"" space'
-        )
+        lead = f" | anchor-lead anchor-name char{{{low},{high_lead}}}" if lead_in else ""
+        anchored = f'{rule} ::= "\\"" (anchor-name char{{{low},{high}}}{lead}) "\\"" space'
         text, n = re.subn(rf"^{rule} ::= .*$", anchored.replace("\\", "\\\\"), text, flags=re.M)
         if n != 1:
             raise LlamaCppError(f"the grammar converter no longer writes a {rule!r} rule")
-    return text.rstrip("\n") + "\n" + "\n".join(rules) + "\n"
+    return text.rstrip("\n") + "\n" + "\n".join(rules if lead_in else rules[:1]) + "\n"
 
 
 @functools.lru_cache(maxsize=256)  # names come and go in a long-running world
-def _anchored_grammar(name: str) -> bytes | None:
+def _anchored_grammar(name: str, lead_in: bool = True) -> bytes | None:
     """The name-anchored grammar as bytes, or None where the name is too long to anchor."""
     try:
-        return build_grammar_text(name).encode()
+        return build_grammar_text(name, lead_in=lead_in).encode()
     except ValueError:
         return None
 
@@ -257,6 +257,7 @@ class LlamaCppBackend:
         n_threads: int | None = None,
         grammar: bool = True,
         anchor_name: bool = True,
+        lead_in: bool = True,
         kv_unified: bool = False,
         verbose: bool = False,
         prefix_cache_mb: float = 256.0,
@@ -285,6 +286,7 @@ class LlamaCppBackend:
         self.ban_name_echo = ban_name_echo
         self._steering: Steering | None = None
         self.anchor_name = anchor_name  # each purpose must carry the character's exact name
+        self.lead_in = lead_in  # a short phrase may stand before the name (False: the name comes first)
         self.kv_unified = kv_unified
         self.jump_forward = jump_forward
         self.compact_slots = compact_slots
@@ -738,7 +740,7 @@ class LlamaCppBackend:
         Compiling a grammar takes well under a millisecond, so anchored ones are made per request
         and freed after the batch. A name the grammar cannot hold (too long) gets the plain one.
         """
-        text = _anchored_grammar(request.profile.name) if self.anchor_name else None
+        text = _anchored_grammar(request.profile.name, self.lead_in) if self.anchor_name else None
         if text is not None:
             sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, text, b"root")
             if sampler:

@@ -14,40 +14,30 @@ import contextlib
 import hmac
 import json
 import math
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import HTTPException
-from fastapi.openapi.utils import get_openapi
+from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from characters import build_json_schemas
 from engine.backends.rules import build_rule_motivation
-from engine.serve.bodies import (
-    DecideCase,
-    DecisionOut,
-    ErrorOut,
-    HealthOut,
-    StatsOut,
-    TicketOut,
-)
+from engine.serve import contract
+from engine.serve.bodies import DecideCase, DecisionOut, HealthOut, StatsOut, TicketOut
 from engine.serve.tickets import TicketStore, ticket_body
 from engine.service import DecisionService, QueueFull
 from engine.ticket import DecisionResult, Ticket
 
 API_VERSION = "1"
 _case = TypeAdapter(DecideCase)
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorOut, "description": "Missing or wrong bearer token."},
-    413: {"model": ErrorOut, "description": "Body over the size limit."},
-    422: {"model": ErrorOut, "description": "Bad input; each error names its field path."},
-    429: {"model": ErrorOut, "description": "Queue full; retry after the Retry-After header's seconds."},
-}
 
 
 class BodyLimit:
@@ -95,8 +85,20 @@ class BodyLimit:
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _error_path(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(body)"
+    """``[3].profile.name``; a dict key that is no plain word is quoted: ``relationships["Old Bo"]``."""
+    parts = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p == "[key]":  # pydantic's marker: the key itself failed, not its value
+            parts.append(p)
+        else:
+            parts.append(f".{p}" if _WORD.fullmatch(p) else f"[{json.dumps(p, ensure_ascii=False)}]")
+    return "".join(parts).lstrip(".") or "(body)"
 
 
 def _validation_detail(err: ValidationError, prefix: tuple[int | str, ...]) -> list[dict[str, Any]]:
@@ -163,7 +165,11 @@ def build_app(
     default_deadline_ms: int = 30_000,
     store: TicketStore | None = None,
 ) -> FastAPI:
-    """The FastAPI app over ``service``; with ``token`` every route but health needs it as a bearer."""
+    """The FastAPI app over ``service``; with ``token`` every route but health needs it as a bearer.
+
+    Without a token the OpenAPI document declares no security scheme and no 401, since neither
+    applies. /docs and /redoc load their scripts from the app itself, so they work offline.
+    """
     tickets = store or TicketStore()
     started = time.monotonic()
     bearer = HTTPBearer(auto_error=False, description="The token from `daydream serve --token-env VAR`.")
@@ -184,14 +190,17 @@ def build_app(
         tickets.attach(asyncio.get_running_loop())
         yield
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="Daydream",
         version=API_VERSION,
         summary="Character decisions for any game engine: three candidate next actions per character.",
         lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},  # the badge would call validator.swagger.io
     )
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    auth = [Depends(require_token)]
+    app.add_exception_handler(405, contract.method_not_allowed(app.router.routes))
+    auth: list[DependsParam] = [Depends(require_token)] if token is not None else []
+    guarded = (401,) if token is not None else ()
 
     def queue_full(err: QueueFull) -> JSONResponse:
         stats = service.stats()
@@ -246,33 +255,18 @@ def build_app(
         fallback = DecisionResult(motivation, "fallback", latency_ms, model_id="rules", reason="cancelled")
         return DecisionOut.from_result(ticket.id, case.id, fallback)
 
-    body_doc: dict[str, Any] = {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "anyOf": [
-                            {"$ref": "#/components/schemas/DecideCase"},
-                            {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/DecideCase"},
-                                "minItems": 1,
-                                "maxItems": max_cases,
-                            },
-                        ]
-                    }
-                }
-            },
-        }
-    }
+    body_doc = contract.case_body(max_cases)
 
     @app.post(
         "/v1/decide",
         dependencies=auth,
         response_model=DecisionOut | list[DecisionOut],
-        responses=_ERRORS,
+        responses={
+            200: {"description": "The decisions, in the order of the cases (an object for one case)."},
+            **contract.errors(*guarded, 413, 422, 429),
+        },
         openapi_extra=body_doc,
+        operation_id="decide",
         tags=["decisions"],
     )
     async def decide(request: Request) -> Any:
@@ -290,8 +284,15 @@ def build_app(
         status_code=202,
         dependencies=auth,
         response_model=TicketOut | list[TicketOut],
-        responses=_ERRORS,
+        responses={
+            202: {
+                "description": "Queued: the tickets, in the order of the cases.",
+                "links": contract.submit_links(),
+            },
+            **contract.errors(*guarded, 413, 422, 429),
+        },
         openapi_extra=body_doc,
+        operation_id="submit",
         tags=["tickets"],
     )
     async def submit(request: Request) -> Any:
@@ -309,28 +310,52 @@ def build_app(
     def lookup(ticket_id: int) -> tuple[Ticket, str | None]:
         found = tickets.get(ticket_id)
         if found is None:
-            raise HTTPException(404, f"no ticket {ticket_id} (unknown, or finished long ago)")
+            raise HTTPException(404, f"no ticket {ticket_id} (unknown, cancelled, or finished long ago)")
         return found
 
-    @app.get("/v1/tickets/{ticket_id}", dependencies=auth, response_model=TicketOut, tags=["tickets"])
-    async def get_ticket(ticket_id: int) -> TicketOut:
-        """A ticket's state, with its result once done."""
-        return ticket_body(*lookup(ticket_id))
-
-    @app.delete(
-        "/v1/tickets/{ticket_id}",
+    @app.get(
+        "/v1/tickets/{ticket}",
         dependencies=auth,
         response_model=TicketOut,
-        responses={409: {"model": ErrorOut, "description": "Already answered."}},
+        responses={
+            200: {
+                "description": "The ticket: pending, or done with its result.",
+                "links": contract.ticket_link("cancel_ticket"),
+            },
+            **contract.errors(*guarded, 404, 422),
+        },
+        operation_id="get_ticket",
         tags=["tickets"],
     )
-    async def cancel_ticket(ticket_id: int) -> TicketOut:
-        """Cancel a pending ticket; 409 when it was already answered."""
-        ticket, case_id = lookup(ticket_id)
-        ticket.cancel()
-        if not ticket.cancelled():
-            raise HTTPException(409, f"ticket {ticket_id} was already answered")
-        return ticket_body(ticket, case_id)
+    async def get_ticket(ticket: int) -> TicketOut:
+        """A ticket's state, with its result once done. ``ticket`` is the id the bodies call so."""
+        return ticket_body(*lookup(ticket))
+
+    @app.delete(
+        "/v1/tickets/{ticket}",
+        dependencies=auth,
+        response_model=TicketOut,
+        responses={
+            200: {
+                "description": "Cancelled: the ticket's last state. It is gone from then on (404).",
+                "links": contract.ticket_link("get_ticket"),
+            },
+            **contract.errors(*guarded, 404, 409, 422),
+        },
+        operation_id="cancel_ticket",
+        tags=["tickets"],
+    )
+    async def cancel_ticket(ticket: int) -> TicketOut:
+        """Cancel a pending ticket, which then is gone (404); 409 when it was already answered.
+
+        Streams hear of the cancellation like of any finished ticket.
+        """
+        found, case_id = lookup(ticket)
+        found.cancel()
+        if not found.cancelled():
+            raise HTTPException(409, f"ticket {ticket} was already answered")
+        tickets.forget(ticket)
+        return ticket_body(found, case_id)
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
@@ -379,7 +404,7 @@ def build_app(
                 if task.done() and not task.cancelled():
                     task.exception()  # retrieved, so asyncio does not log it as lost
 
-    @app.get("/v1/health", response_model=HealthOut, tags=["server"])
+    @app.get("/v1/health", response_model=HealthOut, operation_id="health", tags=["server"])
     async def health() -> HealthOut:
         """Up, on which model, how many decisions wait. Needs no token."""
         return HealthOut(
@@ -389,7 +414,14 @@ def build_app(
             uptime_s=round(time.monotonic() - started, 3),
         )
 
-    @app.get("/v1/stats", dependencies=auth, response_model=StatsOut, tags=["server"])
+    @app.get(
+        "/v1/stats",
+        dependencies=auth,
+        response_model=StatsOut,
+        responses=contract.errors(*guarded),
+        operation_id="stats",
+        tags=["server"],
+    )
     async def stats() -> StatsOut:
         """Latency percentiles, throughput, sources, retries, fallbacks; per-server counts for remote backends."""
         backend_stats = getattr(service.backend, "stats", None)
@@ -399,7 +431,13 @@ def build_app(
             tickets=tickets.stats(),
         )
 
-    @app.get("/v1/schema", dependencies=auth, tags=["server"])
+    @app.get(
+        "/v1/schema",
+        dependencies=auth,
+        responses=contract.errors(*guarded),
+        operation_id="schema",
+        tags=["server"],
+    )
     async def schema() -> dict[str, Any]:
         """The JSON Schemas: motivation, profile, situation, and the request and response bodies."""
         return {
@@ -409,15 +447,5 @@ def build_app(
             "ticket": TicketOut.model_json_schema(),
         }
 
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
-            case = DecideCase.model_json_schema(ref_template="#/components/schemas/{model}")
-            components = doc.setdefault("components", {}).setdefault("schemas", {})
-            components.update(case.pop("$defs", {}))
-            components["DecideCase"] = case
-            app.openapi_schema = doc
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    contract.install_openapi(app)
     return app

@@ -6,16 +6,69 @@ Only pydantic here (no FastAPI), so the Python client can share these models wit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import PydanticCustomError, core_schema
 
 from characters import CaseError, CharacterProfile, Motivation, Situation, nest_case_record
+from characters.fields import JsonInteger
+from characters.situation import Context
 from engine.stats import ServiceStats
 from engine.ticket import DecisionResult, Source
 
 MAX_SEED = 2**63 - 1
-_HTTP_KEYS = ("deadline_ms", "priority", "seed")
+MAX_ID_CHARS = 120
+_ID_RANGE = (-(2**63), 2**63 - 1)  # an integer id, as its digits, is well inside MAX_ID_CHARS
+_HTTP_KEYS = ("id", "deadline_ms", "priority", "seed")
+
+
+def _id_text(value: Any) -> Any:
+    whole = isinstance(value, float) and value.is_integer()
+    if not (whole or (isinstance(value, int) and not isinstance(value, bool))):
+        return value  # a string, None, or something the field refuses
+    if not _ID_RANGE[0] <= value <= _ID_RANGE[1]:
+        raise PydanticCustomError("id_range", "An integer id must fit in 64 bits")
+    return str(int(value))
+
+
+@dataclass(frozen=True)
+class _TextOrIntegerId:
+    """A caller's id: a string, or an integer (JSON's: 7 or 7.0), kept as its digits ("7")."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_before_validator_function(_id_text, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        integer = {"type": "integer", "minimum": _ID_RANGE[0], "maximum": _ID_RANGE[1]}
+        json_schema["anyOf"].insert(1, integer)
+        return json_schema
+
+
+@dataclass(frozen=True)
+class _OrContextText:
+    """The situation, or its context alone as text (``"situation": "Rain at dawn."``)."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        text = {**TypeAdapter(Context).json_schema(), "description": "The context alone, as text."}
+        return {"anyOf": [handler(schema), text]}
 
 
 class DecideCase(BaseModel):
@@ -42,19 +95,19 @@ class DecideCase(BaseModel):
         },
     )
 
-    id: str | None = Field(default=None, max_length=120, description="Caller's id, echoed back.")
+    id: Annotated[str | None, Field(max_length=MAX_ID_CHARS), _TextOrIntegerId()] = Field(
+        default=None, description="Caller's id, echoed back (an integer comes back as its digits)."
+    )
     profile: CharacterProfile
-    situation: Situation
-    deadline_ms: int | None = Field(
+    situation: Annotated[Situation, _OrContextText()]
+    deadline_ms: Annotated[int, JsonInteger(1, 600_000)] | None = Field(
         default=None,
-        ge=1,
-        le=600_000,
         description="Answer within this many ms; past it the answer is the flagged rules fallback. "
         "Without one the server's default deadline applies.",
     )
-    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs sooner.")
-    seed: int | None = Field(
-        default=None, ge=0, le=MAX_SEED, description="Sampling seed: same seed, same answer."
+    priority: Annotated[int, JsonInteger(-1000, 1000)] = Field(default=0, description="Higher runs sooner.")
+    seed: Annotated[int, JsonInteger(0, MAX_SEED)] | None = Field(
+        default=None, description="Sampling seed: same seed, same answer."
     )
 
     @model_validator(mode="before")
@@ -67,8 +120,7 @@ class DecideCase(BaseModel):
             nested = nest_case_record({k: v for k, v in data.items() if k not in _HTTP_KEYS})
         except CaseError as err:
             raise ValueError(str(err)) from None
-        if nested["id"] is None:
-            del nested["id"]
+        del nested["id"]  # taken out above: the field reads it, integers included
         return {**nested, **extras}
 
 

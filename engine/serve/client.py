@@ -248,7 +248,7 @@ class RemoteDecisionService:
             waiting = list(self._pending.values())
         for ticket in waiting:
             response = self._http.get(f"/v1/tickets/{ticket.id}")
-            if response.status_code == 404:  # the server restarted and forgot it
+            if response.status_code == 404:  # the server restarted and forgot it, or it was cancelled there
                 found = self._pending_pop(ticket.id)
                 if found is not None:
                     found._complete(_fallback(found, "lost: the server no longer knows this ticket"))

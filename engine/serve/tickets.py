@@ -85,6 +85,13 @@ class TicketStore:
         entry = self._pending.get(ticket_id) or self._finished.get(ticket_id)
         return None if entry is None else (entry.ticket, entry.case_id)
 
+    def forget(self, ticket_id: int) -> None:
+        """Drop a cancelled ticket, so that it is unknown from now on; its streams hear of it now."""
+        entry = self._pending.pop(ticket_id, None)
+        if entry is not None:  # still pending here: its done callback will find nothing to finish
+            self._publish(ticket_body(entry.ticket, entry.case_id))
+        self._finished.pop(ticket_id, None)
+
     def subscribe(self) -> Subscriber:
         """A new stream of finished tickets."""
         subscriber = Subscriber(asyncio.Queue(self.subscriber_queue))
@@ -109,14 +116,16 @@ class TicketStore:
             return
         entry.finished_at = self._clock()
         self._finished[ticket_id] = entry
-        body = ticket_body(entry.ticket, entry.case_id)
+        self._publish(ticket_body(entry.ticket, entry.case_id))
+        self._evict()
+
+    def _publish(self, body: TicketOut) -> None:
         for subscriber in list(self._subscribers):
             try:
                 subscriber.queue.put_nowait(body)
             except asyncio.QueueFull:  # a stream that stopped reading: it is told to reconnect
                 subscriber.overflowed.set()
                 self._subscribers.discard(subscriber)
-        self._evict()
 
     def _evict(self) -> None:
         horizon = self._clock() - self.keep_s

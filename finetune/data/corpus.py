@@ -49,6 +49,18 @@ GENRES = (
 STAKES = ("quiet", "everyday", "urgent", "crisis")
 SPLIT_FRACTIONS = (0.80, 0.05, 0.15)  # train, val, test
 PURPOSE_CHARS = (40, 190)
+PURPOSE_WORDS = (8, 24)  # the plain style aims at 10-20 words a purpose, name included
+# The plain style: literal actions with reasons from the prompt. These shapes are what a 135M model
+# imitated without the logic behind them (judged nonsense), so a reference must never carry them.
+PLAIN_STYLE_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("a generic 'since a <noun> is ...' reason",
+     re.compile(r"\bsince (?:a|an|no|every|any) \w+(?: \w+)? (?:is|are|can|will|never|always|does|has|must|needs?)\b", re.I)),
+    ("a comparison 'better than'", re.compile(r"\b(?:better|worse) than\b", re.I)),
+    ("an absolute 'the only ...'", re.compile(r"\bthe only\b", re.I)),
+    ("a simile 'like a ...'", re.compile(r"\b(?:like|as if|as though) (?:a|an)\b", re.I)),
+    ("an aphorism 'nothing ...' / 'there is no ...'", re.compile(r"\b(?:nothing (?:\w+ )?(?:like|beats|matters)|there is no)\b", re.I)),
+    ("a semicolon", re.compile(r";")),
+)  # fmt: skip
 MAX_NGRAM_SHARE = 0.02  # no 4-gram in more than 2% of the references
 MIN_GROUNDED = 0.90  # share of purposes that reuse a content word of the situation
 _ID = re.compile(r"^([a-z]+)-(\d{3,4})$")
@@ -194,6 +206,14 @@ def check_example(ex: Example, where: str, reserved: frozenset[str]) -> tuple[li
         problem = naming_problem(purpose, name)
         if problem:
             errors.append(f"{where}: {key} {problem}")
+        if not purpose.startswith(name):
+            errors.append(f"{where}: {key} does not start with the name {name!r}")
+        n_words = len(purpose.split())
+        if not PURPOSE_WORDS[0] <= n_words <= PURPOSE_WORDS[1]:
+            errors.append(f"{where}: {key} has {n_words} words (keep {PURPOSE_WORDS[0]}-{PURPOSE_WORDS[1]})")
+        errors.extend(
+            f"{where}: {key} uses {label}" for label, rule in PLAIN_STYLE_RULES if rule.search(purpose)
+        )
         if not PURPOSE_CHARS[0] <= len(purpose) <= PURPOSE_CHARS[1]:
             errors.append(
                 f"{where}: {key} is {len(purpose)} characters (keep {PURPOSE_CHARS[0]}-{PURPOSE_CHARS[1]})"
@@ -277,6 +297,7 @@ def check_corpus(paths: list[Path] | None = None) -> CorpusCheck:
         "splits": dict(Counter(corpus_split(ex.id) for ex in examples).most_common()),
         "grounded_purposes": round(share, 4),
         "distinctness": round(sum(distinctness(ex.motivation.purposes(), ex.profile.name) for ex in examples) / max(n, 1), 4),
+        "words_per_purpose": round(sum(len(p.split()) for p in purposes) / max(len(purposes), 1), 1),
         "situation_words": len(set().union(*(content_words(c) for c in contexts))) if contexts else 0,
         "top_4grams": [(g, c) for g, c in top],
     }  # fmt: skip
@@ -300,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{figures['examples']} examples; splits {figures['splits']}; stakes {figures['stakes']}")
     print(f"genres {figures['genres']}")
     print(f"grounded purposes {figures['grounded_purposes']:.3f}; mean distinctness {figures['distinctness']:.3f}; "
-          f"{figures['situation_words']} distinct situation words")  # fmt: skip
+          f"{figures['situation_words']} distinct situation words; {figures['words_per_purpose']} words a purpose")  # fmt: skip
     print("most shared 4-grams (references using each):")
     for gram, count in figures["top_4grams"][:10]:
         print(f"  {count:4}  {gram}")

@@ -189,10 +189,13 @@ def build_dataset(
     splits = split_examples(examples)
     splits["train"] += extra
     if cfg.corpus:
-        from finetune.data.corpus import corpus_split, load_corpus
+        from finetune.data.corpus import corpus_files, corpus_split, load_corpus
 
         generated_test = splits["test"]
-        written = [ex for ex in load_corpus()]
+        files = corpus_files(Path(cfg.corpus_dir)) if cfg.corpus_dir else None
+        if cfg.corpus_dir and not files:
+            raise DatasetError(f"data.corpus_dir: no <genre>.jsonl files in {cfg.corpus_dir}")
+        written = load_corpus(files)
         for name in SPLITS:
             part = [ex for ex in written if corpus_split(ex.id) == name]
             splits[name] = splits[name] + part if name != "test" else part

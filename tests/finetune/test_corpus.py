@@ -55,9 +55,9 @@ GOOD = {
                 "background": "She has never missed a sailing in twelve years."},
     "situation": {"context": "Dawn. The ferry's starboard engine coughs black smoke at the quay, and the first commuters are queueing."},
     "motivation": {
-        "purpose_a": "Ines Carvalho shuts down the starboard engine and opens its hatch, because black smoke means oil where it should not be.",
-        "purpose_b": "Ines Carvalho tells the captain to hold the queueing commuters on the quay, since a half-fixed ferry sails nobody.",
-        "purpose_c": "Ines Carvalho radios the depot for a starboard injector now, so twelve years without a missed sailing stays true.",
+        "purpose_a": "Ines Carvalho shuts down the smoking starboard engine and opens its hatch to find the fault.",
+        "purpose_b": "Ines Carvalho asks the captain to hold the queueing commuters on the quay until the engine is safe.",
+        "purpose_c": "Ines Carvalho radios the depot for a spare starboard injector, so the ferry still sails this morning.",
     },
 }  # fmt: skip
 
@@ -92,6 +92,13 @@ def test_a_good_record_passes(tmp_path):
         (with_purpose("purpose_c", "Ines Carvalho checks the engine."), "characters"),
         (with_purpose("purpose_c", "The engine coughs black smoke while the commuters wait on the quay at dawn."), "exact name"),
         (with_purpose("purpose_a", "x"), "motivation"),
+        (with_purpose("purpose_b", "Calmly, Ines Carvalho asks the captain to hold the commuters on the quay."), "does not start with the name"),
+        (with_purpose("purpose_b", "Ines Carvalho asks the captain to wait on the quay, since a ferry is never on time."), "since a <noun>"),
+        (with_purpose("purpose_b", "Ines Carvalho holds the commuters on the quay, because a late ferry is better than a sunk one."), "better than"),
+        (with_purpose("purpose_b", "Ines Carvalho fixes the starboard engine, because she is the only mechanic on the quay."), "the only"),
+        (with_purpose("purpose_b", "Ines Carvalho listens to the starboard engine like a doctor listening to a chest."), "simile"),
+        (with_purpose("purpose_b", "Ines Carvalho checks the starboard engine; the commuters can wait on the quay."), "semicolon"),
+        (with_purpose("purpose_b", "Ines Carvalho opens the hatch of the smoking starboard engine at the quay and looks inside it carefully for the fault, because the first commuters are already queueing there."), "words"),
         (dict(GOOD, genre="space"), "genre"),
         (dict(GOOD, stakes="dire"), "stakes"),
         (dict(GOOD, id="modern-1"), "id"),

@@ -100,7 +100,7 @@ def test_the_shipped_training_data_meets_its_bars(tmp_path):
     from finetune.config import load_config
     from finetune.data.dataset import build_dataset
 
-    cfg = load_config(Path(__file__).resolve().parents[2] / "finetune/configs/default.yaml")
+    cfg = load_config(Path(__file__).resolve().parents[2] / "finetune/configs/default-v3.yaml")
     splits, _summary = build_dataset(
         cfg.data.model_copy(update={"out_dir": str(tmp_path)}), log=lambda s: None
     )

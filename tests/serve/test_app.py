@@ -78,7 +78,19 @@ def test_model_failure_is_a_flagged_fallback_not_a_5xx(service, failure):
         ({**CASE, "situation": {"context": "x", "mood": "odd"}}, "situation.mood", "extra_forbidden"),
         ({**CASE, "colour": "red"}, "(body)", "value_error"),
         ({"profile": CASE["profile"]}, "(body)", "value_error"),
-        ([case(0), {**CASE, "priority": "high"}], "[1].priority", "int_parsing"),
+        ([case(0), {**CASE, "priority": "high"}], "[1].priority", "int_type"),
+        ({**CASE, "priority": "3"}, "priority", "int_type"),  # JSON's integers only, as the schema says
+        (
+            {**CASE, "profile": {**CASE["profile"], "relationships": {"": "x"}}},
+            'profile.relationships[""][key]',
+            "string_too_short",
+        ),
+        (
+            {**CASE, "profile": {**CASE["profile"], "traits": ["ok", " "]}},
+            "profile.traits[1]",
+            "string_too_short",
+        ),
+        ({**CASE, "id": True}, "id", "string_type"),
         ([], "(body)", "too_long"),
         ([case(i) for i in range(9)], "(body)", "too_long"),
     ],
@@ -158,7 +170,8 @@ def test_submit_get_delete_a_ticket(client, fake):
     waiting = client.post("/v1/submit", json=case(5)).json()["ticket"]
     cancelled = client.delete(f"/v1/tickets/{waiting}")
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
-    assert client.delete(f"/v1/tickets/{waiting}").status_code == 200  # idempotent
+    assert client.get(f"/v1/tickets/{waiting}").status_code == 404  # a cancelled ticket is gone
+    assert client.delete(f"/v1/tickets/{waiting}").status_code == 404
 
     fake.release.set()
     deadline = time.monotonic() + 5
@@ -168,7 +181,7 @@ def test_submit_get_delete_a_ticket(client, fake):
     assert done["status"] == "done" and done["result"]["source"] == "model" and done["id"] == "case-4"
     refused = client.delete(f"/v1/tickets/{ticket}")
     assert refused.status_code == 409
-    assert client.get(f"/v1/tickets/{waiting}").json()["status"] == "cancelled"
+    assert client.get(f"/v1/tickets/{ticket}").json()["status"] == "done"  # still there
     assert client.get("/v1/tickets/999999").status_code == 404
     assert client.delete("/v1/tickets/999999").status_code == 404
     assert client.get("/v1/tickets/abc").status_code == 422
@@ -200,7 +213,7 @@ def test_health_stats_schema_and_openapi(client):
     assert {"motivation", "profile", "situation", "decide_case", "decision", "ticket"} <= set(schemas)
     assert schemas["motivation"]["properties"]["purpose_a"]["maxLength"] == 200
     doc = client.get("/openapi.json").json()
-    assert {"/v1/decide", "/v1/submit", "/v1/tickets/{ticket_id}", "/v1/health"} <= set(doc["paths"])
+    assert {"/v1/decide", "/v1/submit", "/v1/tickets/{ticket}", "/v1/health"} <= set(doc["paths"])
     assert "DecideCase" in doc["components"]["schemas"] and "Motivation" in doc["components"]["schemas"]
     assert client.get("/docs").status_code == 200
 
