@@ -17,6 +17,10 @@ class ModelSpecError(ValueError):
     """A model spec that names nothing Daydream can load; the message says what to do."""
 
 
+# the backend options a manifest may set for its model (see ModelManifest.decoding)
+_MANIFEST_DECODING = frozenset({"lead_in"})
+
+
 def load_backend(spec: str, **options: object) -> Backend:
     """A backend for ``spec``.
 
@@ -56,7 +60,10 @@ def load_backend(spec: str, **options: object) -> Backend:
         manifest = load_manifest(spec)
     except ModelNotFound as err:
         raise ModelSpecError(str(err)) from None
-    return _llamacpp(resolve_gguf(spec), manifest.model_id, options)
+    unknown = set(manifest.decoding) - _MANIFEST_DECODING
+    if unknown:
+        raise ModelSpecError(f"{spec}: manifest decoding: unknown option(s) {', '.join(sorted(unknown))}")
+    return _llamacpp(resolve_gguf(spec), manifest.model_id, {**manifest.decoding, **options})
 
 
 def _openai(spec: str, options: dict[str, object]) -> Backend:

@@ -136,6 +136,9 @@ class ExportSettings(BaseModel):
     )
     adapter_dtype: Literal["float16", "float32"] = "float16"  # float16 halves the committed adapter
     register_as: str | None = None
+    decoding: dict[str, Any] = Field(
+        default_factory=dict, description="backend options written into the manifest, e.g. {lead_in: false}"
+    )
 
 
 class EvalSettings(BaseModel):

@@ -82,6 +82,7 @@ def export_model(
     registry: Path = REGISTRY_DIR,
     progress: Any = None,
     adapter_dtype: str = "float16",
+    decoding: dict[str, Any] | None = None,
 ) -> ModelManifest:
     """Build and register ``name`` from an adapter; returns the written manifest."""
     registry.mkdir(parents=True, exist_ok=True)
@@ -110,6 +111,7 @@ def export_model(
                 schema_version=SCHEMA_VERSION,
                 training=training or {},
                 metrics=metrics or {},
+                decoding=decoding or {},
             )
             write_manifest(manifest, staging / "manifest.json")
             target = built_gguf_path(manifest)

@@ -64,7 +64,7 @@ def run_pipeline(cfg: RunConfig, *, skip_train: bool = False) -> dict[str, Any]:
         training: dict[str, Any] = {k: summary[k] for k in ("config", "data", "sft", "dpo") if k in summary}
         manifest = export_model(
             adapter, cfg.export.register_as, base_spec=cfg.base, quant=cfg.export.quant, training=training,
-            adapter_dtype=cfg.export.adapter_dtype,
+            adapter_dtype=cfg.export.adapter_dtype, decoding=cfg.export.decoding,
             progress=lambda s: print(f"export: {s}", file=sys.stderr),
         )  # fmt: skip
         summary["model_id"] = manifest.model_id

@@ -118,7 +118,8 @@ def run_sft(cfg: RunConfig) -> dict[str, Any]:
     use_qlora, note = _device_note(cfg.sft.qlora)
     cpu_bf16 = False
     if not torch.cuda.is_available():
-        precision, speedup = cfg.sft.precision, None
+        precision: str = cfg.sft.precision
+        speedup: float | None = None
         if precision == "auto":
             precision, speedup = probe_cpu_precision()
         cpu_bf16 = precision == "bf16"

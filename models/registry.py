@@ -79,6 +79,11 @@ class ModelManifest(BaseModel):
     schema_version: str
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    decoding: dict[str, Any] = Field(
+        default_factory=dict,
+        description="backend options this model was trained for, e.g. {'lead_in': false}: every purpose "
+        "starts with the name, as in its training data (explicit options still win)",
+    )
     notes: str = ""
 
     @property
