@@ -60,8 +60,11 @@ def rubric_text() -> str:
     return text[start:end].strip()
 
 
-def load_outputs(path: Path, system: str) -> dict[str, Answer]:
-    """The first answer per case in a ``finetune.evaluate`` outputs.jsonl (later seeds are ignored)."""
+def load_outputs(path: Path, system: str, model: str | None = None) -> dict[str, Answer]:
+    """The first answer per case in a ``finetune.evaluate`` outputs.jsonl (later seeds are ignored).
+
+    ``model`` keeps only that model's rows, for a file that holds several models' answers.
+    """
     answers: dict[str, Answer] = {}
     try:
         lines = path.read_text("utf-8").splitlines()
@@ -75,6 +78,8 @@ def load_outputs(path: Path, system: str) -> dict[str, Answer]:
             case_id, raw = str(row["case_id"]), str(row["raw"])
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise JudgingError(f"{path}:{number}: not an outputs row ({err})") from None
+        if model is not None and row.get("model") != model:
+            continue
         if case_id not in answers:
             answers[case_id] = Answer(case_id, system, _purposes(raw), raw)
     return answers
@@ -312,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     pp = sub.add_parser("packets", help="build blind packets and their key")
     pp.add_argument("--panel", required=True, help="panel name: finetune/eval/judging/<panel>/")
-    pp.add_argument("--system", action="append", default=[], metavar="NAME=OUTPUTS.jsonl",
-                    help="a system's answers (finetune.evaluate's outputs.jsonl); repeat per system")  # fmt: skip
+    pp.add_argument("--system", action="append", default=[], metavar="NAME=OUTPUTS.jsonl[#MODEL]",
+                    help="a system's answers (finetune.evaluate's outputs.jsonl, only MODEL's rows); repeat per system")  # fmt: skip
     pp.add_argument(
         "--references", type=Path, help="test split (messages JSONL) whose references are judged too"
     )
@@ -345,7 +350,12 @@ def main(argv: list[str] | None = None) -> int:
                 raise JudgingError(
                     f"--system {spec!r}: expected NAME=PATH with a name other than {REFERENCE!r}"
                 )
-            answers[name] = load_outputs(Path(path), name)
+            path, _, model = path.partition("#")
+            answers[name] = load_outputs(Path(path), name, model or None)
+            if not answers[name]:
+                raise JudgingError(
+                    f"--system {spec!r}: no answers" + (f" from model {model!r}" if model else "")
+                )
         packets, key = build_panel(cases, answers, seed=args.seed, per_packet=args.per_packet)
         if not packets:
             raise JudgingError("no case has answers from two or more systems")

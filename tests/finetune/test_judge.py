@@ -84,6 +84,20 @@ def test_packets_are_blind_and_the_key_maps_every_answer(panel):
     assert len(orders) > 1
 
 
+def test_a_system_can_be_one_model_of_a_shared_outputs_file(tmp_path):
+    from finetune.judge import load_outputs
+
+    path = tmp_path / "both.jsonl"
+    rows = [
+        {"model": m, "case_id": "t-1", "raw": json.dumps(_purposes("Ana Ruiz", m))} for m in ("one", "two")
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert "two checks" in load_outputs(path, "b", "two")["t-1"].purposes[0]
+    assert "one checks" in load_outputs(path, "a")["t-1"].purposes[0]  # no model: the first row
+    assert load_outputs(path, "c", "three") == {}
+    assert main(["packets", "--panel", "x", "--root", str(tmp_path), "--system", f"c={path}#three"]) == 2
+
+
 def test_tally_counts_labels_overall_and_agreement(panel):
     _judge_all(panel, {"reference": "S", "alpha": "W", "beta": "N"}, "judge-1", overall=4)
     _judge_all(panel, {"reference": "S", "alpha": "N", "beta": "N"}, "judge-2", overall=2)
