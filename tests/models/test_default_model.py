@@ -84,7 +84,7 @@ def test_a_fire_at_the_bakery_is_what_the_people_near_it_decide_about(service):
     assert first >= len(reached) / 2, about_fire  # and it is their most likely action, not an afterthought
 
 
-# Corpus test-split cases where the default model, unsteered, wrote the name twice in a purpose
+# Corpus test-split cases where default-v3, unsteered, wrote the name twice in a purpose
 # ("the lady Chiyo needs", "a cut Emre has never done", "the round Njeri needs", "Hana Kim's").
 ECHOED = ("historical-112", "modern-008", "office-045", "school-027")
 
@@ -101,7 +101,9 @@ def test_steering_keeps_the_name_single_and_the_purposes_apart():
         DecisionRequest(ex.profile, ex.situation, Sampling(temperature=0.7, seed=i, max_new_tokens=256))
         for i, ex in enumerate(examples[k] for k in ECHOED)
     ]
-    backend = load_backend("default", isolation="thread", max_batch=4)
+    # v3 has the habit steering is for (it echoed the name on these cases); v4, trained on
+    # name-first plain references, shows none on them, so the steering is tested on default-v3
+    backend = load_backend("default-v3", isolation="thread", max_batch=4)
 
     def generate():
         backend.clear_prefix_cache()  # a warm cache moves a quantized model's low bits (see tests/engine)
