@@ -127,7 +127,7 @@ def run_cases(
             motivation = parse_motivation(raw.text, case.profile.name)
         except InvalidOutput as err:
             stage = err.stage
-        purposes = _loose_purposes(raw.text)
+        purposes = loose_purposes(raw.text)
         results.append(
             CaseResult(
                 case_id=case.id or "",
@@ -144,7 +144,8 @@ def run_cases(
     return results
 
 
-def _loose_purposes(text: str) -> tuple[str, str, str] | None:
+def loose_purposes(text: str) -> tuple[str, str, str] | None:
+    """The three purposes of an answer that parses as JSON with the keys, or None (no schema check)."""
     try:
         data = json.loads(text)
         return (str(data["purpose_a"]), str(data["purpose_b"]), str(data["purpose_c"]))

@@ -29,7 +29,7 @@ from typing import Any
 from characters import Case, load_case
 from engine.atomic import write_text_atomic
 from engine.prompt import build_user_message
-from finetune.evaluate import load_eval_cases
+from finetune.evaluate import load_eval_cases, loose_purposes
 
 JUDGING_DIR = Path(__file__).resolve().parent / "eval" / "judging"
 RUBRIC_PATH = Path(__file__).resolve().parents[1] / "docs" / "judging.md"
@@ -81,16 +81,8 @@ def load_outputs(path: Path, system: str, model: str | None = None) -> dict[str,
         if model is not None and row.get("model") != model:
             continue
         if case_id not in answers:
-            answers[case_id] = Answer(case_id, system, _purposes(raw), raw)
+            answers[case_id] = Answer(case_id, system, loose_purposes(raw), raw)
     return answers
-
-
-def _purposes(raw: str) -> tuple[str, str, str] | None:
-    try:
-        data = json.loads(raw)
-        return (str(data["purpose_a"]), str(data["purpose_b"]), str(data["purpose_c"]))
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return None
 
 
 def build_panel(
