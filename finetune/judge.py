@@ -234,10 +234,15 @@ def tally_panel(panel_dir: Path) -> dict[str, Any]:
             first, second = judged[0][answer][0], judged[1][answer][0]
             agree += sum(a == b for a, b in zip(first, second, strict=True))
             total += 3
+    public = set(meta.get("public_cases", []))  # the rest came from the test split
+
+    def set_of(answer: str) -> str:
+        return "public" if answer.rsplit("/", 1)[0] in public else "test_split"
+
     systems: dict[str, dict[str, Any]] = {}
     for set_name in ("all", "test_split", "public"):
         for system in sorted(set(key.values())):
-            answers = [a for a, s in key.items() if s == system and set_name in ("all", _set_of(a))]
+            answers = [a for a, s in key.items() if s == system and set_name in ("all", set_of(a))]
             counts = Counter(label for a in answers for one in labels[a] for label in one)
             n = sum(counts.values())
             if not answers:
@@ -252,12 +257,8 @@ def tally_panel(panel_dir: Path) -> dict[str, Any]:
         "judges_per_answer": 2,
         "label_agreement": round(agree / max(total, 1), 3),
         "systems": systems,
-        "meta": {k: v for k, v in meta.items() if k != "answers"},
+        "meta": {k: v for k, v in meta.items() if k not in ("answers", "public_cases")},
     }
-
-
-def _set_of(answer: str) -> str:
-    return "public" if answer.startswith("pub-") else "test_split"
 
 
 def render_tally(tally: dict[str, Any]) -> str:
@@ -280,7 +281,8 @@ def render_tally(tally: dict[str, Any]) -> str:
 
 def _load_cases(
     references: Path | None, public: Path | None, test_cases: int
-) -> tuple[list[Case], dict[str, Answer]]:
+) -> tuple[list[Case], dict[str, Answer], list[str]]:
+    """The cases to judge (test split first, then public), the references, and the public case ids."""
     cases: list[Case] = []
     refs: dict[str, Answer] = {}
     if references:
@@ -290,11 +292,12 @@ def _load_cases(
                 refs[case.id or ""] = Answer(
                     case.id or "", REFERENCE, reference.purposes(), reference.model_dump_json()
                 )
+    n_test = len(cases)
     if public:
         for line in public.read_text("utf-8").splitlines():
             if line.strip():
                 cases.append(load_case(json.loads(line)))
-    return cases, refs
+    return cases, refs, [c.id or "" for c in cases[n_test:]]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if not args.system:
             parser.error("give at least one --system NAME=OUTPUTS.jsonl")
-        cases, refs = _load_cases(args.references, args.public, args.test_cases)
+        cases, refs, public_ids = _load_cases(args.references, args.public, args.test_cases)
         answers: dict[str, dict[str, Answer]] = {REFERENCE: refs} if refs else {}
         for spec in args.system:
             name, sep, path = spec.partition("=")
@@ -353,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             raise JudgingError("no case has answers from two or more systems")
         command = "daydream finetune judge " + " ".join(argv if argv is not None else sys.argv[1:])
         paths = write_panel(
-            panel_dir, packets, key, {"command": command, "systems": sorted(answers), "seed": args.seed}
+            panel_dir,
+            packets,
+            key,
+            {"command": command, "systems": sorted(answers), "seed": args.seed, "public_cases": public_ids},
         )
         print(
             f"{len(paths)} packets, {len(key)} answers in {panel_dir}/packets; key in {panel_dir / 'key.json'}"

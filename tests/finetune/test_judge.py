@@ -131,3 +131,23 @@ def test_tally_refuses_incomplete_or_malformed_judgements(panel, capsys):
         tally_panel(panel)
     assert main(["tally", "--panel", "missing", "--root", str(panel.parent)]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_the_tally_splits_public_cases_by_the_panel_s_own_record(tmp_path):
+    test, alpha, beta = _write_inputs(tmp_path)
+    public = tmp_path / "public.jsonl"
+    public.write_text(json.dumps({"id": "case-x", "name": "Dee Kay", "description": "Guard, 30.", "situation": "A door is open."}) + "\n")  # fmt: skip
+    for path, tag in ((alpha, "quickly"), (beta, "slowly")):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        rows.append({"model": path.stem, "case_id": "case-x", "raw": json.dumps(_purposes("Dee Kay", tag))})
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    root = tmp_path / "judging"
+    assert main(["packets", "--panel", "p", "--root", str(root), "--references", str(test), "--test-cases", "0",
+                 "--public", str(public), "--system", f"alpha={alpha}", "--system", f"beta={beta}"]) == 0  # fmt: skip
+    panel = root / "p"
+    assert json.loads((panel / "panel.json").read_text())["public_cases"] == ["case-x"]
+    _judge_all(panel, {"reference": "S", "alpha": "W", "beta": "N"}, "judge-1")
+    _judge_all(panel, {"reference": "S", "alpha": "W", "beta": "N"}, "judge-2")
+    systems = tally_panel(panel)["systems"]
+    assert systems["public"]["alpha"] == {"answers": 1, "S": 0.0, "W": 1.0, "N": 0.0, "overall": 3.0}
+    assert systems["test_split"]["alpha"]["answers"] == 3 and "reference" not in systems["public"]
